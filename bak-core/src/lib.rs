@@ -1,0 +1,5 @@
+//! bak-core: the bak media format, its pipeline engine, and a reader of SQL Server's
+//! Microsoft Tape Format. The only crate that knows the bytes; no printing, no process exits.
+#![deny(missing_docs)]
+
+pub mod model;
