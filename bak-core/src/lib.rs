@@ -2,4 +2,7 @@
 //! Microsoft Tape Format. The only crate that knows the bytes; no printing, no process exits.
 #![deny(missing_docs)]
 
+pub mod error;
 pub mod model;
+
+pub use error::{Error, Location, Result};

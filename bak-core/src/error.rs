@@ -1,0 +1,263 @@
+//! The one error type of bak-core. Every variant carries what a person needs to act on it.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Where on the media something was found: device, family, set, block, byte offset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// The device path.
+    pub device: String,
+    /// Family number, counted from 1.
+    pub family: Option<u32>,
+    /// Backup set position, counted from 1.
+    pub position: Option<u32>,
+    /// Block sequence number (bak) or block / chunk index (MTF).
+    pub block: Option<u64>,
+    /// Byte offset in the device.
+    pub offset: Option<u64>,
+}
+
+impl Location {
+    /// A location naming only the device.
+    pub fn device(device: impl Into<String>) -> Self {
+        Location { device: device.into(), ..Default::default() }
+    }
+    /// The same location at a byte offset.
+    pub fn at(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+    /// The same location in a family.
+    pub fn family(mut self, family: u32) -> Self {
+        self.family = Some(family);
+        self
+    }
+    /// The same location in a backup set.
+    pub fn set(mut self, position: u32) -> Self {
+        self.position = Some(position);
+        self
+    }
+    /// The same location at a block.
+    pub fn block(mut self, seq: u64) -> Self {
+        self.block = Some(seq);
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.device)?;
+        if let Some(x) = self.family {
+            write!(f, ": family {x}")?;
+        }
+        if let Some(x) = self.position {
+            write!(f, ", set {x}")?;
+        }
+        if let Some(x) = self.block {
+            write!(f, ", block {x}")?;
+        }
+        if let Some(x) = self.offset {
+            write!(f, ", offset {x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong in bak-core.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error on a named file.
+    Io {
+        /// The file (device, input or output) the error happened on.
+        path: PathBuf,
+        /// What the operation was ("read", "write", "open", "sync" ...).
+        op: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not media this crate knows (neither bak nor MTF).
+    NotMedia {
+        /// The device.
+        device: String,
+        /// What was found instead, e.g. the first bytes in hex.
+        found: String,
+    },
+    /// The media use a format version this build does not read. Not corruption.
+    UnsupportedVersion {
+        /// Where.
+        at: Location,
+        /// The version found.
+        found: String,
+        /// The versions this build reads.
+        supported: String,
+    },
+    /// A record or block is damaged: a checksum fails, a field is impossible.
+    Corrupt {
+        /// Where.
+        at: Location,
+        /// What is wrong.
+        what: String,
+        /// What was expected, where it can be said.
+        expected: Option<String>,
+        /// What was found, where it can be said.
+        found: Option<String>,
+    },
+    /// The media end before a record or block that should be there.
+    Truncated {
+        /// Where the missing bytes should start.
+        at: Location,
+        /// What was being read.
+        what: String,
+    },
+    /// The devices given do not form a whole media set (missing, duplicated or foreign family).
+    MediaSet {
+        /// A sentence naming the family numbers and files concerned.
+        what: String,
+    },
+    /// The requested backup set is not on the media.
+    NoSuchSet {
+        /// The position asked for.
+        position: u32,
+        /// How many sets the media hold.
+        count: u32,
+    },
+    /// The media can be recognised but this operation cannot proceed on them
+    /// (e.g. an encrypted SQL Server backup, or a log backup asked for its data stream).
+    Unsupported {
+        /// The device.
+        device: String,
+        /// Why, and what to do instead.
+        what: String,
+    },
+    /// A request that makes no sense for these media (a bad option value, refused overwrite).
+    Refused {
+        /// Why, and which flag overrides it where one exists.
+        what: String,
+    },
+    /// The operation was interrupted (a signal).
+    Interrupted,
+}
+
+impl Error {
+    /// An I/O error on a path.
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
+        Error::Io { path: path.into(), op, source }
+    }
+
+    /// A damaged record with expected and found values.
+    pub fn corrupt(at: Location, what: impl Into<String>) -> Self {
+        Error::Corrupt { at, what: what.into(), expected: None, found: None }
+    }
+
+    /// A damaged record with expected and found values.
+    pub fn mismatch(
+        at: Location,
+        what: impl Into<String>,
+        expected: impl fmt::Display,
+        found: impl fmt::Display,
+    ) -> Self {
+        Error::Corrupt {
+            at,
+            what: what.into(),
+            expected: Some(expected.to_string()),
+            found: Some(found.to_string()),
+        }
+    }
+
+    /// True when this error says the media are damaged or incomplete (exit code 1), as opposed
+    /// to a usage or I/O error (exit code 2).
+    pub fn is_media_damage(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::Truncated { .. } | Error::MediaSet { .. }
+        )
+    }
+
+    /// True when the error is a broken pipe on output (the reader went away: end quietly).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { path, op, source } => {
+                let what = match source.raw_os_error() {
+                    Some(libc::ENOSPC) => "no space left on device".to_string(),
+                    _ => source.to_string(),
+                };
+                write!(f, "{}: {op} failed: {what}", path.display())
+            }
+            Error::NotMedia { device, found } => {
+                write!(f, "{device}: not backup media (neither bak nor SQL Server MTF): found {found}")
+            }
+            Error::UnsupportedVersion { at, found, supported } => write!(
+                f,
+                "{at}: unsupported format version {found} (this build reads {supported}); \
+                 the media may be newer than this tool"
+            ),
+            Error::Corrupt { at, what, expected, found } => {
+                write!(f, "{at}: {what}")?;
+                match (expected, found) {
+                    (Some(e), Some(x)) => write!(f, " (expected {e}, found {x})"),
+                    (Some(e), None) => write!(f, " (expected {e})"),
+                    (None, Some(x)) => write!(f, " (found {x})"),
+                    (None, None) => Ok(()),
+                }
+            }
+            Error::Truncated { at, what } => write!(f, "{at}: media end before {what}"),
+            Error::MediaSet { what } => f.write_str(what),
+            Error::NoSuchSet { position, count } => write!(
+                f,
+                "backup set {position} is not on the media (they hold {count} set{})",
+                if *count == 1 { "" } else { "s" }
+            ),
+            Error::Unsupported { device, what } => write!(f, "{device}: {what}"),
+            Error::Refused { what } => f.write_str(what),
+            Error::Interrupted => f.write_str("interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// bak-core's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damage_and_io_are_told_apart() {
+        let c = Error::corrupt(Location::device("a.bak").family(2).at(4096), "bad CRC");
+        assert!(c.is_media_damage());
+        assert_eq!(c.to_string(), "a.bak: family 2, offset 4096: bad CRC");
+        let io = Error::io("a.bak", "write", std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(!io.is_media_damage());
+        assert_eq!(io.to_string(), "a.bak: write failed: no space left on device");
+        let v = Error::UnsupportedVersion {
+            at: Location::device("x"),
+            found: "9.0".into(),
+            supported: "1.x".into(),
+        };
+        assert!(!v.is_media_damage());
+        assert!(v.to_string().contains("unsupported format version 9.0"));
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised() {
+        let e = Error::io("stdout", "write", std::io::ErrorKind::BrokenPipe.into());
+        assert!(e.is_broken_pipe());
+    }
+}
