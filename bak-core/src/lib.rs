@@ -4,5 +4,7 @@
 
 pub mod error;
 pub mod model;
+pub mod mtf;
+pub mod xpress;
 
 pub use error::{Error, Location, Result};
