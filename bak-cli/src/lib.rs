@@ -1,0 +1,319 @@
+//! Plumbing shared by the four bak tools, so it is written once: exit codes and error printing,
+//! progress on stderr, human sizes, and table / JSON / CSV rendering of rows.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bak_core::Error;
+
+/// Exit code: everything checked is good.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the media are damaged or incomplete.
+pub const EXIT_DAMAGED: u8 = 1;
+/// Exit code: usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Text for `--help` of every tool.
+pub const EXIT_HELP: &str = "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+
+/// Run a tool's body: print an error once as `tool: <chain>` on stderr and map it to the exit
+/// code. A broken pipe on stdout ends quietly.
+pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
+    match body() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::from(EXIT_OK);
+            }
+            let code = exit_code_of(&e);
+            let mut msg = String::new();
+            for (i, c) in e.chain().enumerate() {
+                // bak-core errors already name the file; skip a context that repeats the text.
+                let s = c.to_string();
+                if i > 0 && msg.contains(&s) {
+                    continue;
+                }
+                if i > 0 {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&s);
+            }
+            let _ = writeln!(std::io::stderr(), "{tool}: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The exit code an error maps to.
+pub fn exit_code_of(e: &anyhow::Error) -> u8 {
+    match e.chain().find_map(|c| c.downcast_ref::<Error>()) {
+        Some(b) if b.is_media_damage() => EXIT_DAMAGED,
+        _ => EXIT_USAGE,
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<Error>().is_some_and(|b| b.is_broken_pipe())
+            || c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Parse a size: `65536`, `64K`, `64KiB`, `1M`, `1MiB`, `1G` (binary multiples).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 1M, 512K, 65536)"))?;
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M or G)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Bytes in a short human form: `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < U.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// Megabytes (10^6) per second, as SQL Server reports throughput.
+pub fn mb_per_s(bytes: u64, secs: f64) -> f64 {
+    if secs <= 0.0 {
+        0.0
+    } else {
+        bytes as f64 / 1e6 / secs
+    }
+}
+
+/// How progress is shown: a bar on a terminal, plain lines when asked, or nothing.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    stats: Option<u64>,
+    total: Option<u64>,
+    next_mark: AtomicU64,
+    started: Instant,
+    verb: &'static str,
+    lock: Mutex<()>,
+}
+
+impl Progress {
+    /// `stats`: print a line every N percent (every N GiB when `total` is unknown).
+    pub fn new(verb: &'static str, total: Option<u64>, stats: Option<u64>, quiet: bool) -> Self {
+        let total = total.filter(|&t| t > 0);
+        let bar = (!quiet && stats.is_none() && std::io::stderr().is_terminal()).then(|| {
+            let b = match total {
+                Some(t) => indicatif::ProgressBar::new(t),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            let style = match total {
+                Some(_) => "{spinner} {bytes}/{total_bytes} [{bar:30}] {percent}% {binary_bytes_per_sec} {elapsed}",
+                None => "{spinner} {bytes} {binary_bytes_per_sec} {elapsed}",
+            };
+            if let Ok(s) = indicatif::ProgressStyle::with_template(style) {
+                b.set_style(s.progress_chars("=> "));
+            }
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+            b
+        });
+        let stats = if quiet { None } else { stats.filter(|&s| s > 0) };
+        let first = stats.map_or(u64::MAX, |s| step(s, total));
+        Progress { bar, stats, total, next_mark: AtomicU64::new(first), started: Instant::now(), verb, lock: Mutex::new(()) }
+    }
+
+    /// Report the bytes done so far (from any thread).
+    pub fn update(&self, done: u64) {
+        if let Some(b) = &self.bar {
+            b.set_position(done);
+        }
+        if let Some(s) = self.stats {
+            if done >= self.next_mark.load(Ordering::Relaxed) {
+                let _g = self.lock.lock();
+                let mark = self.next_mark.load(Ordering::Relaxed);
+                if done < mark {
+                    return;
+                }
+                let st = step(s, self.total);
+                self.next_mark.store((done / st + 1) * st, Ordering::Relaxed);
+                let secs = self.started.elapsed().as_secs_f64();
+                let pct = self.total.map(|t| format!(" ({}%)", done.saturating_mul(100) / t)).unwrap_or_default();
+                eprintln!(
+                    "{} {} bytes{pct} in {:.2} s ({:.1} MB/s)",
+                    self.verb,
+                    done,
+                    secs,
+                    mb_per_s(done, secs)
+                );
+            }
+        }
+    }
+
+    /// Remove the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn step(stats: u64, total: Option<u64>) -> u64 {
+    match total {
+        Some(t) => (t.saturating_mul(stats) / 100).max(1),
+        None => stats.saturating_mul(1 << 30).max(1),
+    }
+}
+
+/// Output format of the reporting tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned table for people.
+    Table,
+    /// One JSON object per line.
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// Render rows (serialisable structs) as a table, JSON lines or CSV. `columns` picks and orders
+/// the table's and CSV's columns (all keys of the first row when empty); JSON has every key.
+pub fn render<T: serde::Serialize>(
+    out: &mut dyn Write,
+    rows: &[T],
+    columns: &[&str],
+    format: Format,
+) -> std::io::Result<()> {
+    let values: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .filter_map(|r| match serde_json::to_value(r) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    if format == Format::Json {
+        for v in &values {
+            serde_json::to_writer(&mut *out, v)?;
+            out.write_all(b"\n")?;
+        }
+        return Ok(());
+    }
+    let cols: Vec<String> = if columns.is_empty() {
+        values.first().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    } else {
+        columns.iter().map(|s| s.to_string()).collect()
+    };
+    let cell = |m: &serde_json::Map<String, serde_json::Value>, c: &str| -> String {
+        match m.get(c) {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+        }
+    };
+    match format {
+        Format::Csv => {
+            let esc = |s: &str| {
+                if s.contains([',', '"', '\n', '\r']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s.to_string()
+                }
+            };
+            writeln!(out, "{}", cols.iter().map(|c| esc(c)).collect::<Vec<_>>().join(","))?;
+            for v in &values {
+                writeln!(out, "{}", cols.iter().map(|c| esc(&cell(v, c))).collect::<Vec<_>>().join(","))?;
+            }
+        }
+        _ => {
+            let cells: Vec<Vec<String>> = values
+                .iter()
+                .map(|v| cols.iter().map(|c| cell(v, c).replace(['\n', '\r', '\t'], " ")).collect())
+                .collect();
+            let widths: Vec<usize> = cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
+                .collect();
+            let line = |r: &[String]| {
+                let mut s = String::new();
+                for (i, c) in r.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str("  ");
+                    }
+                    s.push_str(c);
+                    if i + 1 < r.len() {
+                        s.push_str(&" ".repeat(widths[i].saturating_sub(c.chars().count())));
+                    }
+                }
+                s
+            };
+            writeln!(out, "{}", line(&cols))?;
+            for r in &cells {
+                writeln!(out, "{}", line(r))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("4m"), Ok(4 << 20));
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10), "10 B");
+    }
+
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct R {
+        name: String,
+        size: Option<u64>,
+    }
+
+    #[test]
+    fn renders_three_ways() {
+        let rows = vec![R { name: "a,b".into(), size: Some(10) }, R { name: "long name".into(), size: None }];
+        let mut t = Vec::new();
+        render(&mut t, &rows, &["Name", "Size"], Format::Table).unwrap();
+        assert_eq!(String::from_utf8(t).unwrap(), "Name       Size\na,b        10\nlong name  \n");
+        let mut c = Vec::new();
+        render(&mut c, &rows, &["Name", "Size"], Format::Csv).unwrap();
+        assert_eq!(String::from_utf8(c).unwrap(), "Name,Size\n\"a,b\",10\nlong name,\n");
+        let mut j = Vec::new();
+        render(&mut j, &rows, &[], Format::Json).unwrap();
+        assert_eq!(String::from_utf8(j).unwrap(), "{\"Name\":\"a,b\",\"Size\":10}\n{\"Name\":\"long name\",\"Size\":null}\n");
+    }
+
+    #[test]
+    fn damage_maps_to_exit_1_and_io_to_2() {
+        let d = anyhow::Error::new(Error::corrupt(bak_core::Location::device("x"), "bad"));
+        assert_eq!(exit_code_of(&d), EXIT_DAMAGED);
+        let io = anyhow::Error::new(Error::io("x", "read", std::io::ErrorKind::NotFound.into()));
+        assert_eq!(exit_code_of(&io), EXIT_USAGE);
+    }
+}

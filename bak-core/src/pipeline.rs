@@ -1,0 +1,223 @@
+//! Small concurrency parts shared by the write and read pipelines: a bounded buffer pool, a
+//! closable work queue, an in-order hand-out of finished blocks, and a shared abort flag that
+//! keeps the first error. No lock is held while doing I/O or compression.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means another thread panicked; the data is still usable for shutdown.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first error of any thread, and the flag that tells every thread to stop.
+#[derive(Default)]
+pub struct Abort {
+    flag: AtomicBool,
+    first: Mutex<Option<Error>>,
+}
+
+impl Abort {
+    /// Record an error (the first one wins) and raise the flag.
+    pub fn fail(&self, e: Error) {
+        let mut g = lock(&self.first);
+        if g.is_none() {
+            *g = Some(e);
+        }
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    /// Raise the flag without an error of our own (e.g. the reader went away).
+    pub fn raise(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+    /// True once any thread failed.
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+    /// Take the first error.
+    pub fn take(&self) -> Option<Error> {
+        lock(&self.first).take()
+    }
+}
+
+/// A pool of at most `cap` buffers of `size` bytes capacity, handed out and given back.
+pub struct Pool {
+    state: Mutex<(Vec<Vec<u8>>, usize)>,
+    cv: Condvar,
+    cap: usize,
+    size: usize,
+}
+
+impl Pool {
+    /// A pool of up to `cap` buffers; they are allocated on first use.
+    pub fn new(cap: usize, size: usize) -> Self {
+        Pool { state: Mutex::new((Vec::new(), 0)), cv: Condvar::new(), cap: cap.max(1), size }
+    }
+    /// A buffer (with whatever length it came back with), waiting for one to come back if all are out.
+    /// `None` when `abort` is raised while waiting.
+    pub fn get(&self, abort: &Abort) -> Option<Vec<u8>> {
+        let mut g = lock(&self.state);
+        loop {
+            if abort.is_set() {
+                return None;
+            }
+            if let Some(b) = g.0.pop() {
+                return Some(b);
+            }
+            if g.1 < self.cap {
+                g.1 += 1;
+                drop(g);
+                return Some(Vec::with_capacity(self.size));
+            }
+            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+    /// Give a buffer back.
+    pub fn put(&self, b: Vec<u8>) {
+        lock(&self.state).0.push(b);
+        self.cv.notify_one();
+    }
+    /// Wake every waiter (after an abort).
+    pub fn wake(&self) {
+        self.cv.notify_all();
+    }
+}
+
+/// A FIFO queue that consumers block on until an item comes or it is closed.
+pub struct Queue<T> {
+    state: Mutex<(VecDeque<T>, bool)>,
+    cv: Condvar,
+    cap: usize,
+}
+
+impl<T> Queue<T> {
+    /// A queue holding at most `cap` items (`push` waits beyond that).
+    pub fn new(cap: usize) -> Self {
+        Queue { state: Mutex::new((VecDeque::new(), false)), cv: Condvar::new(), cap: cap.max(1) }
+    }
+    /// Add an item, waiting while the queue is full. Returns false if aborted.
+    pub fn push(&self, item: T, abort: &Abort) -> bool {
+        let mut g = lock(&self.state);
+        while g.0.len() >= self.cap {
+            if abort.is_set() {
+                return false;
+            }
+            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+        }
+        g.0.push_back(item);
+        drop(g);
+        self.cv.notify_all();
+        true
+    }
+    /// Take the next item; `None` when closed and empty, or aborted.
+    pub fn pop(&self, abort: &Abort) -> Option<T> {
+        let mut g = lock(&self.state);
+        loop {
+            if abort.is_set() {
+                return None;
+            }
+            if let Some(x) = g.0.pop_front() {
+                drop(g);
+                self.cv.notify_all();
+                return Some(x);
+            }
+            if g.1 {
+                return None;
+            }
+            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+    /// No more items will come.
+    pub fn close(&self) {
+        lock(&self.state).1 = true;
+        self.cv.notify_all();
+    }
+    /// Wake every waiter (after an abort).
+    pub fn wake(&self) {
+        self.cv.notify_all();
+    }
+}
+
+/// Finished items keyed by sequence number, handed out strictly in sequence order.
+pub struct Ordered<T> {
+    state: Mutex<OrderedState<T>>,
+    cv: Condvar,
+}
+
+struct OrderedState<T> {
+    ready: BTreeMap<u64, T>,
+    next: u64,
+    end: Option<u64>,
+}
+
+impl<T> Default for Ordered<T> {
+    fn default() -> Self {
+        Ordered {
+            state: Mutex::new(OrderedState { ready: BTreeMap::new(), next: 0, end: None }),
+            cv: Condvar::new(),
+        }
+    }
+}
+
+impl<T> Ordered<T> {
+    /// Put a finished item.
+    pub fn put(&self, seq: u64, item: T) {
+        lock(&self.state).ready.insert(seq, item);
+        self.cv.notify_all();
+    }
+    /// Say how many items there will be in all.
+    pub fn finish(&self, count: u64) {
+        lock(&self.state).end = Some(count);
+        self.cv.notify_all();
+    }
+    /// The next item in sequence order, waiting for it; `None` at the end or on abort.
+    pub fn take(&self, abort: &Abort) -> Option<(u64, T)> {
+        let mut g = lock(&self.state);
+        loop {
+            if abort.is_set() {
+                return None;
+            }
+            let next = g.next;
+            if let Some(x) = g.ready.remove(&next) {
+                g.next += 1;
+                return Some((next, x));
+            }
+            if g.end.is_some_and(|e| next >= e) {
+                return None;
+            }
+            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+    /// Wake every waiter.
+    pub fn wake(&self) {
+        self.cv.notify_all();
+    }
+}
+
+/// Write all of several slices with `writev`, resuming after short writes.
+pub fn write_all_vectored(
+    w: &mut (impl std::io::Write + ?Sized),
+    mut bufs: &mut [std::io::IoSlice<'_>],
+) -> std::io::Result<()> {
+    std::io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Run `f`, turning a panic into an error instead of tearing the process down.
+pub fn guarded<T>(what: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(Error::Refused { what: format!("internal error in the {what} thread") }),
+    }
+}
