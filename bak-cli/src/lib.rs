@@ -20,12 +20,13 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_HELP: &str = "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
 
 /// Run a tool's body: print an error once as `tool: <chain>` on stderr and map it to the exit
-/// code. A broken pipe on stdout ends quietly.
-pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
+/// code. A broken pipe on the tool's output (stdout, when `quiet_broken_stdout`) ends quietly;
+/// on a backup device it is an error like any other.
+pub fn run(tool: &str, quiet_broken_stdout: bool, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
     match body() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if is_broken_pipe(&e) {
+            if quiet_broken_stdout && is_broken_stdout(&e) {
                 return ExitCode::from(EXIT_OK);
             }
             let code = exit_code_of(&e);
@@ -55,10 +56,10 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<Error>().is_some_and(|b| b.is_broken_pipe())
-            || c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+fn is_broken_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| match c.downcast_ref::<Error>() {
+        Some(b @ Error::Io { path, .. }) => b.is_broken_pipe() && path.as_os_str() == "stdout",
+        _ => c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
     })
 }
 

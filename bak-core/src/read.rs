@@ -428,7 +428,7 @@ pub fn read_set(
         });
         for _ in 0..threads {
             s.spawn(move || {
-                let r = guarded("decompression", || read_worker(jobs, done, pool, abort));
+                let r = guarded("decompression", || read_worker(jobs, done, abort));
                 if let Err(e) = r {
                     abort.fail(e);
                 }
@@ -679,14 +679,14 @@ fn sequencer(
     }
 }
 
-fn read_worker(jobs: &Queue<Job>, done: &Ordered<Out>, pool: &Pool, abort: &Abort) -> Result<()> {
+fn read_worker(jobs: &Queue<Job>, done: &Ordered<Out>, abort: &Abort) -> Result<()> {
     let mut dctx = zstd::bulk::Decompressor::new().map_err(|e| Error::Refused { what: format!("zstd: {e}") })?;
+    // Each worker decodes into its own scratch buffer and swaps it with the payload's buffer, so
+    // it never waits on the pool while the families hold it (that would deadlock).
+    let mut scratch = Vec::new();
     while let Some(Job { header, buf, at }) = jobs.pop(abort) {
-        let out = check_and_decode(&header, buf, &at, &mut dctx, pool, abort)?;
-        match out {
-            Some(o) => done.put(header.seq, o),
-            None => return Ok(()),
-        }
+        let o = check_and_decode(&header, buf, &at, &mut dctx, &mut scratch)?;
+        done.put(header.seq, o);
     }
     Ok(())
 }
@@ -697,9 +697,8 @@ fn check_and_decode(
     buf: Vec<u8>,
     at: &Location,
     dctx: &mut zstd::bulk::Decompressor<'_>,
-    pool: &Pool,
-    abort: &Abort,
-) -> Result<Option<Out>> {
+    scratch: &mut Vec<u8>,
+) -> Result<Out> {
     let payload = &buf[..header.stored_len as usize];
     let crc = crc32fast::hash(payload);
     if crc != header.payload_crc {
@@ -713,23 +712,22 @@ fn check_and_decode(
                 h.update(&buf[off..off + len]);
             }
             check_hash(header, h.digest(), at)?;
-            Ok(Some(Out { header: *header, buf }))
+            Ok(Out { header: *header, buf })
         }
         BlockCodec::Zstd => {
-            let Some(mut dst) = pool.get(abort) else { return Ok(None) };
             let ol = header.original_len as usize;
-            if dst.len() < ol {
-                dst.resize(ol, 0);
+            if scratch.len() < ol {
+                scratch.resize(ol, 0);
             }
             let k = dctx
-                .decompress_to_buffer(payload, &mut dst[..ol])
+                .decompress_to_buffer(payload, &mut scratch[..ol])
                 .map_err(|e| Error::corrupt(at.clone(), format!("zstd frame does not decode: {e}")))?;
             if k != ol {
                 return Err(Error::mismatch(at.clone(), "block decodes to the wrong length", ol, k));
             }
-            check_hash(header, xxhash_rust::xxh3::xxh3_64(&dst[..ol]), at)?;
-            pool.put(buf);
-            Ok(Some(Out { header: *header, buf: dst }))
+            check_hash(header, xxhash_rust::xxh3::xxh3_64(&scratch[..ol]), at)?;
+            let dst = std::mem::replace(scratch, buf);
+            Ok(Out { header: *header, buf: dst })
         }
     }
 }

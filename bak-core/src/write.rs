@@ -252,21 +252,27 @@ fn is_tty(path: &Path) -> bool {
     File::open(path).map(|f| f.is_terminal()).unwrap_or(false)
 }
 
-fn check_distinct(devs: &[Device]) -> Result<()> {
-    let mut seen: Vec<(u64, u64, &str)> = Vec::new();
-    for d in devs {
-        let id = match &d.target {
-            Target::File(f) => f.metadata().ok().map(|m| (m.dev(), m.ino())),
-            Target::Stream(p) => std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())),
-            Target::Stdout => Some((u64::MAX, u64::MAX)),
+/// Refuse a device given twice (by path, link or hard link), before anything is opened or locked.
+fn check_distinct(paths: &[PathBuf]) -> Result<()> {
+    let mut seen: Vec<((u64, u64), &Path)> = Vec::new();
+    for p in paths {
+        let id = if p.as_os_str() == "-" {
+            Some((u64::MAX, u64::MAX))
+        } else {
+            // A path that does not exist yet is told apart by its absolute form.
+            std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())).or_else(|| {
+                let a = std::path::absolute(p).ok()?;
+                let h = xxhash_rust::xxh3::xxh3_64(a.as_os_str().as_encoded_bytes());
+                Some((u64::MAX - 1, h))
+            })
         };
-        if let Some((dev, ino)) = id {
-            if let Some((_, _, other)) = seen.iter().find(|(a, b, _)| *a == dev && *b == ino) {
+        if let Some(id) = id {
+            if let Some((_, other)) = seen.iter().find(|(x, _)| *x == id) {
                 return Err(Error::Refused {
-                    what: format!("{} and {other} are the same device, given twice", d.name),
+                    what: format!("{} and {} are the same device, given twice", p.display(), other.display()),
                 });
             }
-            seen.push((dev, ino, &d.name));
+            seen.push((id, p));
         }
     }
     Ok(())
@@ -504,8 +510,8 @@ pub fn write_set(
     if opts.devices.is_empty() || opts.devices.len() > 64 {
         return Err(Error::Refused { what: "give 1 to 64 devices".into() });
     }
+    check_distinct(&opts.devices)?;
     let mut devs = opts.devices.iter().map(|p| open_device(p)).collect::<Result<Vec<_>>>()?;
-    check_distinct(&devs)?;
     let (mut plans, position, formatted) = plan(opts, &devs)?;
 
     // Destructive steps only after every check passed: first make the set map say exactly what

@@ -49,7 +49,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    bak_cli::run("bak-read", || run(args))
+    bak_cli::run("bak-read", true, || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {

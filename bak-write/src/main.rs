@@ -102,7 +102,7 @@ fn parse_codec(s: &str) -> anyhow::Result<Codec> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    bak_cli::run("bak-write", || run(args))
+    bak_cli::run("bak-write", false, || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
