@@ -29,9 +29,16 @@ pub fn parse_date(s: &str) -> Option<i64> {
     } else {
         let f1 = time::macros::format_description!("[hour]:[minute]:[second]");
         let f2 = time::macros::format_description!("[hour]:[minute]");
-        Time::parse(rest, f1).or_else(|_| Time::parse(rest, f2)).ok()?
+        Time::parse(rest, f1)
+            .or_else(|_| Time::parse(rest, f2))
+            .ok()?
     };
-    Some((PrimitiveDateTime::new(d, t).assume_utc().unix_timestamp_nanos() / 1000) as i64)
+    Some(
+        (PrimitiveDateTime::new(d, t)
+            .assume_utc()
+            .unix_timestamp_nanos()
+            / 1000) as i64,
+    )
 }
 
 #[cfg(test)]
@@ -42,8 +49,14 @@ mod tests {
     fn formats_and_parses() {
         assert_eq!(format_us(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_us(1_700_000_000_123_456), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_date("2023-11-14T22:13:20Z"), Some(1_700_000_000_000_000));
-        assert_eq!(parse_date("2023-11-14 22:13:20"), Some(1_700_000_000_000_000));
+        assert_eq!(
+            parse_date("2023-11-14T22:13:20Z"),
+            Some(1_700_000_000_000_000)
+        );
+        assert_eq!(
+            parse_date("2023-11-14 22:13:20"),
+            Some(1_700_000_000_000_000)
+        );
         assert_eq!(parse_date("2023-11-14T22:13"), Some(1_699_999_980_000_000));
         assert_eq!(parse_date("1970-01-02"), Some(86_400_000_000));
         assert_eq!(parse_date("yesterday"), None);

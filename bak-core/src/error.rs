@@ -21,7 +21,10 @@ pub struct Location {
 impl Location {
     /// A location naming only the device.
     pub fn device(device: impl Into<String>) -> Self {
-        Location { device: device.into(), ..Default::default() }
+        Location {
+            device: device.into(),
+            ..Default::default()
+        }
     }
     /// The same location at a byte offset.
     pub fn at(mut self, offset: u64) -> Self {
@@ -143,12 +146,21 @@ pub enum Error {
 impl Error {
     /// An I/O error on a path.
     pub fn io(path: impl Into<PathBuf>, op: &'static str, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), op, source }
+        Error::Io {
+            path: path.into(),
+            op,
+            source,
+        }
     }
 
     /// A damaged record with expected and found values.
     pub fn corrupt(at: Location, what: impl Into<String>) -> Self {
-        Error::Corrupt { at, what: what.into(), expected: None, found: None }
+        Error::Corrupt {
+            at,
+            what: what.into(),
+            expected: None,
+            found: None,
+        }
     }
 
     /// A damaged record with expected and found values.
@@ -192,14 +204,26 @@ impl fmt::Display for Error {
                 write!(f, "{}: {op} failed: {what}", path.display())
             }
             Error::NotMedia { device, found } => {
-                write!(f, "{device}: not backup media (neither bak nor SQL Server MTF): found {found}")
+                write!(
+                    f,
+                    "{device}: not backup media (neither bak nor SQL Server MTF): found {found}"
+                )
             }
-            Error::UnsupportedVersion { at, found, supported } => write!(
+            Error::UnsupportedVersion {
+                at,
+                found,
+                supported,
+            } => write!(
                 f,
                 "{at}: unsupported format version {found} (this build reads {supported}); \
                  the media may be newer than this tool"
             ),
-            Error::Corrupt { at, what, expected, found } => {
+            Error::Corrupt {
+                at,
+                what,
+                expected,
+                found,
+            } => {
                 write!(f, "{at}: {what}")?;
                 match (expected, found) {
                     (Some(e), Some(x)) => write!(f, " (expected {e}, found {x})"),
@@ -243,9 +267,16 @@ mod tests {
         let c = Error::corrupt(Location::device("a.bak").family(2).at(4096), "bad CRC");
         assert!(c.is_media_damage());
         assert_eq!(c.to_string(), "a.bak: family 2, offset 4096: bad CRC");
-        let io = Error::io("a.bak", "write", std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let io = Error::io(
+            "a.bak",
+            "write",
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        );
         assert!(!io.is_media_damage());
-        assert_eq!(io.to_string(), "a.bak: write failed: no space left on device");
+        assert_eq!(
+            io.to_string(),
+            "a.bak: write failed: no space left on device"
+        );
         let v = Error::UnsupportedVersion {
             at: Location::device("x"),
             found: "9.0".into(),

@@ -181,7 +181,11 @@ pub fn parse_record_header(
         ));
     }
     let need = body_len as u64 + RECORD_HEADER_LEN as u64;
-    let fits = if padded { need <= frame_size as u64 } else { need == frame_size as u64 };
+    let fits = if padded {
+        need <= frame_size as u64
+    } else {
+        need == frame_size as u64
+    };
     if !fits {
         return Err(Error::mismatch(
             at.clone(),
@@ -190,7 +194,13 @@ pub fn parse_record_header(
             format!("record of {need} bytes"),
         ));
     }
-    Ok(RecordHeader { kind, major, minor, body_len, body_crc })
+    Ok(RecordHeader {
+        kind,
+        major,
+        minor,
+        body_len,
+        body_crc,
+    })
 }
 
 /// Check a body against its header's CRC.
@@ -211,7 +221,9 @@ pub fn check_body(h: &RecordHeader, body: &[u8], at: &Location) -> Result<()> {
 /// `span` bytes when `span` is given (the frame then covers the padding too).
 pub fn encode_record(kind: RecordType, body: &[u8], span: Option<usize>) -> Vec<u8> {
     let rec_len = RECORD_HEADER_LEN + body.len();
-    let total = span.unwrap_or(FRAME_HEADER_LEN + rec_len).max(FRAME_HEADER_LEN + rec_len);
+    let total = span
+        .unwrap_or(FRAME_HEADER_LEN + rec_len)
+        .max(FRAME_HEADER_LEN + rec_len);
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
     out.extend_from_slice(&((total - FRAME_HEADER_LEN) as u32).to_le_bytes());
@@ -287,12 +299,24 @@ pub(crate) struct Get<'a> {
 
 impl<'a> Get<'a> {
     pub(crate) fn new(b: &'a [u8], at: &'a Location, what: &'static str) -> Self {
-        Get { b, pos: 0, at, what }
+        Get {
+            b,
+            pos: 0,
+            at,
+            what,
+        }
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.b.len()).ok_or_else(|| {
-            Error::corrupt(self.at.clone(), format!("{} is shorter than its fields", self.what))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    self.at.clone(),
+                    format!("{} is shorter than its fields", self.what),
+                )
+            })?;
         let s = &self.b[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -324,7 +348,10 @@ impl<'a> Get<'a> {
         let n = self.u16()? as usize;
         let b = self.take(n)?;
         String::from_utf8(b.to_vec()).map_err(|_| {
-            Error::corrupt(self.at.clone(), format!("{} holds a string that is not UTF-8", self.what))
+            Error::corrupt(
+                self.at.clone(),
+                format!("{} holds a string that is not UTF-8", self.what),
+            )
         })
     }
     fn rest(&self) -> usize {
@@ -405,7 +432,11 @@ impl MediaHeader {
 
     /// The whole frame, padded to [`MEDIA_HEADER_SPAN`].
     pub fn encode(&self) -> Vec<u8> {
-        encode_record(RecordType::MediaHeader, &self.encode_body(), Some(MEDIA_HEADER_SPAN as usize))
+        encode_record(
+            RecordType::MediaHeader,
+            &self.encode_body(),
+            Some(MEDIA_HEADER_SPAN as usize),
+        )
     }
 
     /// Parse a checked body.
@@ -439,7 +470,12 @@ impl MediaHeader {
             software_version: g.str()?,
         };
         if h.family_count == 0 || h.family_count > 64 {
-            return Err(Error::mismatch(at.clone(), "family count out of range", "1 to 64", h.family_count));
+            return Err(Error::mismatch(
+                at.clone(),
+                "family count out of range",
+                "1 to 64",
+                h.family_count,
+            ));
         }
         if h.family_number == 0 || h.family_number > h.family_count {
             return Err(Error::mismatch(
@@ -531,7 +567,12 @@ impl Codec {
         match c {
             0 => Ok(Codec::None),
             1 => Ok(Codec::Zstd(level as i32)),
-            x => Err(Error::mismatch(at.clone(), "unknown codec", "0 (none) or 1 (zstd)", x)),
+            x => Err(Error::mismatch(
+                at.clone(),
+                "unknown codec",
+                "0 (none) or 1 (zstd)",
+                x,
+            )),
         }
     }
 }
@@ -647,14 +688,19 @@ impl SetHeader {
         };
         check_transfer(h.max_transfer, at)?;
         if position == 0 {
-            return Err(Error::mismatch(at.clone(), "set position out of range", "1 or more", 0));
+            return Err(Error::mismatch(
+                at.clone(),
+                "set position out of range",
+                "1 or more",
+                0,
+            ));
         }
         Ok(h)
     }
 }
 
 fn check_transfer(mts: u32, at: &Location) -> Result<()> {
-    if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || mts % MIN_TRANSFER != 0 {
+    if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || !mts.is_multiple_of(MIN_TRANSFER) {
         return Err(Error::mismatch(
             at.clone(),
             "max transfer size out of range",
@@ -838,7 +884,14 @@ impl BlockHeader {
         let codec = match g.u8()? {
             0 => BlockCodec::Raw,
             1 => BlockCodec::Zstd,
-            x => return Err(Error::mismatch(at.clone(), "unknown block codec", "0 or 1", x)),
+            x => {
+                return Err(Error::mismatch(
+                    at.clone(),
+                    "unknown block codec",
+                    "0 or 1",
+                    x,
+                ))
+            }
         };
         g.skip(1)?;
         Ok(BlockHeader {
@@ -932,14 +985,20 @@ pub fn check_raw_frame(frame: &[u8], original: u32, at: &Location) -> Result<()>
     if frame.len() as u64 != raw_frame_len(original)
         || frame.get(..RAW_FRAME_HEADER_LEN) != Some(&raw_frame_header(original)[..])
     {
-        return Err(Error::corrupt(at.clone(), "raw frame header is not what bak writes"));
+        return Err(Error::corrupt(
+            at.clone(),
+            "raw frame header is not what bak writes",
+        ));
     }
     let step = RAW_BLOCK_MAX as usize;
     let count = (original as usize).div_ceil(step);
     for (i, (off, len)) in raw_frame_pieces(original).enumerate() {
         let h = raw_block_header(len as u32, i + 1 == count);
         if frame.get(off - 3..off) != Some(&h[..]) {
-            return Err(Error::corrupt(at.clone(), "raw frame block header is not what bak writes"));
+            return Err(Error::corrupt(
+                at.clone(),
+                "raw frame block header is not what bak writes",
+            ));
         }
     }
     Ok(())
@@ -1115,7 +1174,12 @@ impl Mbc {
                 original_hash: g.u64()?,
             });
         }
-        Ok(Mbc { set_id, position, family_number, entries })
+        Ok(Mbc {
+            set_id,
+            position,
+            family_number,
+            entries,
+        })
     }
 }
 
@@ -1192,7 +1256,10 @@ impl EndOfSet {
             && e.mbc_offset < e.self_offset
             && e.prev_eset_offset < e.set_header_offset;
         if !ordered {
-            return Err(Error::corrupt(at.clone(), "end-of-set pointers are out of order"));
+            return Err(Error::corrupt(
+                at.clone(),
+                "end-of-set pointers are out of order",
+            ));
         }
         Ok(e)
     }
@@ -1207,14 +1274,25 @@ pub fn parse_frame<'a>(
     let fh: &[u8; FRAME_HEADER_LEN] = bytes
         .get(..FRAME_HEADER_LEN)
         .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| Error::Truncated { at: at.clone(), what: want.name().to_string() })?;
+        .ok_or_else(|| Error::Truncated {
+            at: at.clone(),
+            what: want.name().to_string(),
+        })?;
     let size = parse_frame_header(fh).ok_or_else(|| {
-        Error::mismatch(at.clone(), format!("{} frame missing", want.name()), "bak skippable frame", hex(fh))
+        Error::mismatch(
+            at.clone(),
+            format!("{} frame missing", want.name()),
+            "bak skippable frame",
+            hex(fh),
+        )
     })?;
     let rh: &[u8; RECORD_HEADER_LEN] = bytes
         .get(FRAME_HEADER_LEN..RECORD_PREFIX_LEN)
         .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| Error::Truncated { at: at.clone(), what: want.name().to_string() })?;
+        .ok_or_else(|| Error::Truncated {
+            at: at.clone(),
+            what: want.name().to_string(),
+        })?;
     let padded = matches!(want, RecordType::MediaHeader);
     if padded && size as u64 != MEDIA_HEADER_SPAN - FRAME_HEADER_LEN as u64 {
         return Err(Error::mismatch(
@@ -1226,11 +1304,19 @@ pub fn parse_frame<'a>(
     }
     let h = parse_record_header(rh, size, padded, at)?;
     if h.kind != want {
-        return Err(Error::mismatch(at.clone(), "unexpected record", want.name(), h.kind.name()));
+        return Err(Error::mismatch(
+            at.clone(),
+            "unexpected record",
+            want.name(),
+            h.kind.name(),
+        ));
     }
     let body = bytes
         .get(RECORD_PREFIX_LEN..RECORD_PREFIX_LEN + h.body_len as usize)
-        .ok_or_else(|| Error::Truncated { at: at.clone(), what: want.name().to_string() })?;
+        .ok_or_else(|| Error::Truncated {
+            at: at.clone(),
+            what: want.name().to_string(),
+        })?;
     check_body(&h, body, at)?;
     Ok((h, body))
 }
@@ -1342,9 +1428,18 @@ mod tests {
     fn raw_frame_geometry() {
         assert_eq!(raw_frame_len(1), 9 + 1 + 3);
         assert_eq!(raw_frame_len(RAW_BLOCK_MAX), 9 + RAW_BLOCK_MAX as u64 + 3);
-        assert_eq!(raw_frame_len(RAW_BLOCK_MAX + 1), 9 + RAW_BLOCK_MAX as u64 + 1 + 6);
+        assert_eq!(
+            raw_frame_len(RAW_BLOCK_MAX + 1),
+            9 + RAW_BLOCK_MAX as u64 + 1 + 6
+        );
         let pieces: Vec<_> = raw_frame_pieces(RAW_BLOCK_MAX + 5).collect();
-        assert_eq!(pieces, vec![(12, RAW_BLOCK_MAX as usize), (12 + RAW_BLOCK_MAX as usize + 3, 5)]);
+        assert_eq!(
+            pieces,
+            vec![
+                (12, RAW_BLOCK_MAX as usize),
+                (12 + RAW_BLOCK_MAX as usize + 3, 5)
+            ]
+        );
         assert_eq!(raw_block_header(5, true), [41, 0, 0]);
     }
 
@@ -1392,7 +1487,10 @@ mod tests {
         assert_eq!(b.len(), ESET_FRAME_LEN);
         let (_, body) = parse_frame(&b, RecordType::EndOfSet, &at()).unwrap();
         assert_eq!(EndOfSet::parse_body(body, &at()).unwrap(), e);
-        let bad = EndOfSet { mbc_offset: 500, ..e };
+        let bad = EndOfSet {
+            mbc_offset: 500,
+            ..e
+        };
         let b = bad.encode();
         let (_, body) = parse_frame(&b, RecordType::EndOfSet, &at()).unwrap();
         assert!(EndOfSet::parse_body(body, &at()).is_err());

@@ -10,12 +10,19 @@ use crate::error::{Error, Location, Result};
 use crate::format::*;
 
 /// Read exactly `buf.len()` bytes at `offset`; a short file is `Truncated`.
-pub(crate) fn read_at(file: &File, buf: &mut [u8], offset: u64, at: &Location, what: &str) -> Result<()> {
+pub(crate) fn read_at(
+    file: &File,
+    buf: &mut [u8],
+    offset: u64,
+    at: &Location,
+    what: &str,
+) -> Result<()> {
     match file.read_exact_at(buf, offset) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            Err(Error::Truncated { at: at.clone().at(offset), what: what.to_string() })
-        }
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Truncated {
+            at: at.clone().at(offset),
+            what: what.to_string(),
+        }),
         Err(e) => Err(Error::io(&at.device, "read", e)),
     }
 }
@@ -34,20 +41,39 @@ pub(crate) fn read_record_at(
     let mut fh = [0u8; FRAME_HEADER_LEN];
     fh.copy_from_slice(&prefix[..FRAME_HEADER_LEN]);
     let size = parse_frame_header(&fh).ok_or_else(|| {
-        Error::mismatch(at.clone(), format!("no {} here", want.name()), "a bak record frame", hex(&fh))
+        Error::mismatch(
+            at.clone(),
+            format!("no {} here", want.name()),
+            "a bak record frame",
+            hex(&fh),
+        )
     })?;
     let mut rh = [0u8; RECORD_HEADER_LEN];
     rh.copy_from_slice(&prefix[FRAME_HEADER_LEN..]);
     let h = parse_record_header(&rh, size, want == RecordType::MediaHeader, &at)?;
     if h.kind != want {
-        return Err(Error::mismatch(at, "unexpected record", want.name(), h.kind.name()));
+        return Err(Error::mismatch(
+            at,
+            "unexpected record",
+            want.name(),
+            h.kind.name(),
+        ));
     }
     let end = offset + RECORD_PREFIX_LEN as u64 + h.body_len as u64;
     if end > file_len {
-        return Err(Error::Truncated { at, what: want.name().to_string() });
+        return Err(Error::Truncated {
+            at,
+            what: want.name().to_string(),
+        });
     }
     let mut body = vec![0u8; h.body_len as usize];
-    read_at(file, &mut body, offset + RECORD_PREFIX_LEN as u64, &at, want.name())?;
+    read_at(
+        file,
+        &mut body,
+        offset + RECORD_PREFIX_LEN as u64,
+        &at,
+        want.name(),
+    )?;
     check_body(&h, &body, &at)?;
     Ok(body)
 }
@@ -101,7 +127,10 @@ pub fn read_label(file: &File, path: &Path) -> Result<Option<MediaHeader>> {
         return Ok(None);
     }
     if n < buf.len() {
-        return Err(Error::Truncated { at, what: "media header".into() });
+        return Err(Error::Truncated {
+            at,
+            what: "media header".into(),
+        });
     }
     let (_, body) = parse_frame(&buf, RecordType::MediaHeader, &at)?;
     MediaHeader::parse_body(body, &at).map(Some)
@@ -124,7 +153,10 @@ fn read_up_to(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
 pub fn read_set_map(file: &File, path: &Path, media_set_id: &Guid) -> Option<SetMapSlot> {
     let at = Location::device(path.display().to_string());
     let mut best: Option<SetMapSlot> = None;
-    for off in [SET_MAP_OFFSET + FRAME_HEADER_LEN as u64, SET_MAP_OFFSET + SET_MAP_SLOT_B] {
+    for off in [
+        SET_MAP_OFFSET + FRAME_HEADER_LEN as u64,
+        SET_MAP_OFFSET + SET_MAP_SLOT_B,
+    ] {
         let mut buf = [0u8; RECORD_PREFIX_LEN + 48];
         if read_at(file, &mut buf, off, &at, "set map").is_err() {
             continue;
@@ -141,15 +173,29 @@ pub fn read_set_map(file: &File, path: &Path, media_set_id: &Guid) -> Option<Set
 }
 
 /// Read the end-of-set record that should sit at `offset`, checking that it says so itself.
-fn eset_at(file: &File, offset: u64, file_len: u64, media: &MediaHeader, at: &Location) -> Result<EndOfSet> {
+fn eset_at(
+    file: &File,
+    offset: u64,
+    file_len: u64,
+    media: &MediaHeader,
+    at: &Location,
+) -> Result<EndOfSet> {
     let body = read_record_at(file, offset, file_len, RecordType::EndOfSet, at)?;
     let at = at.clone().at(offset);
     let e = EndOfSet::parse_body(&body, &at)?;
     if e.self_offset != offset {
-        return Err(Error::mismatch(at, "end-of-set record is not where it says", e.self_offset, offset));
+        return Err(Error::mismatch(
+            at,
+            "end-of-set record is not where it says",
+            e.self_offset,
+            offset,
+        ));
     }
     if e.media_set_id != media.media_set_id || e.family_number != media.family_number {
-        return Err(Error::corrupt(at, "end-of-set record belongs to another media family"));
+        return Err(Error::corrupt(
+            at,
+            "end-of-set record belongs to another media family",
+        ));
     }
     Ok(e)
 }
@@ -160,28 +206,43 @@ fn eset_at(file: &File, offset: u64, file_len: u64, media: &MediaHeader, at: &Lo
 /// cut short): then the sets after the set map's point are walked block header by block header.
 pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
     let dev = path.display().to_string();
-    let file_len = file.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len();
     let media = read_label(file, path)?.ok_or_else(|| Error::NotMedia {
         device: dev.clone(),
         found: first_bytes(file),
     })?;
     let at = Location::device(dev.clone()).family(media.family_number as u32);
     if file_len < FIRST_SET_OFFSET {
-        return Err(Error::Truncated { at: at.clone().at(file_len), what: "set map".into() });
+        return Err(Error::Truncated {
+            at: at.clone().at(file_len),
+            what: "set map".into(),
+        });
     }
     let slot = read_set_map(file, path, &media.media_set_id);
 
     // The last complete end-of-set: at the very end of the file when the last set is complete.
     let mut last: Option<EndOfSet> = None;
     if file_len >= FIRST_SET_OFFSET + ESET_FRAME_LEN as u64 {
-        last = eset_at(file, file_len - ESET_FRAME_LEN as u64, file_len, &media, &at).ok();
+        last = eset_at(
+            file,
+            file_len - ESET_FRAME_LEN as u64,
+            file_len,
+            &media,
+            &at,
+        )
+        .ok();
     }
     if last.is_none() {
         // The tail is an interrupted set. The set map points at the end of the complete sets;
         // complete sets written after it (a crash between a set's end and the slot update) are
         // found by walking forward from there.
         let mut from = FIRST_SET_OFFSET;
-        if let Some(s) = slot.filter(|s| s.end_offset <= file_len && s.end_offset >= FIRST_SET_OFFSET) {
+        if let Some(s) =
+            slot.filter(|s| s.end_offset <= file_len && s.end_offset >= FIRST_SET_OFFSET)
+        {
             if s.last_eset_offset != 0 {
                 if let Ok(e) = eset_at(file, s.last_eset_offset, file_len, &media, &at) {
                     last = Some(e);
@@ -197,9 +258,21 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
     let mut sets = Vec::new();
     let mut cursor = last;
     while let Some(e) = cursor {
-        let sh = read_record_at(file, e.set_header_offset, file_len, RecordType::SetHeader, &at)?;
+        let sh = read_record_at(
+            file,
+            e.set_header_offset,
+            file_len,
+            RecordType::SetHeader,
+            &at,
+        )?;
         let header = SetHeader::parse_body(&sh, &at.clone().at(e.set_header_offset))?;
-        let tc = read_record_at(file, e.trailing_offset, file_len, RecordType::TrailingConfig, &at)?;
+        let tc = read_record_at(
+            file,
+            e.trailing_offset,
+            file_len,
+            RecordType::TrailingConfig,
+            &at,
+        )?;
         let trailing = TrailingConfig::parse_body(&tc, &at.clone().at(e.trailing_offset))?;
         if header.set_id != e.set_id || trailing.set_id != e.set_id {
             return Err(Error::corrupt(
@@ -212,7 +285,11 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
         } else {
             Some(eset_at(file, e.prev_eset_offset, file_len, &media, &at)?)
         };
-        sets.push(SetOnFamily { header, trailing, eset: e });
+        sets.push(SetOnFamily {
+            header,
+            trailing,
+            eset: e,
+        });
         if sets.len() > u32::MAX as usize {
             break;
         }
@@ -228,14 +305,27 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
             ));
         }
     }
-    let end_offset = sets.last().map_or(FIRST_SET_OFFSET, |s| s.eset.self_offset + ESET_FRAME_LEN as u64);
+    let end_offset = sets.last().map_or(FIRST_SET_OFFSET, |s| {
+        s.eset.self_offset + ESET_FRAME_LEN as u64
+    });
     let interrupted = (file_len > end_offset).then(|| {
         let header = read_record_at(file, end_offset, file_len, RecordType::SetHeader, &at)
             .and_then(|b| SetHeader::parse_body(&b, &at))
             .ok();
-        InterruptedSet { header, offset: end_offset }
+        InterruptedSet {
+            header,
+            offset: end_offset,
+        }
     });
-    Ok(FamilyScan { path: path.to_path_buf(), media, slot, sets, end_offset, file_len, interrupted })
+    Ok(FamilyScan {
+        path: path.to_path_buf(),
+        media,
+        slot,
+        sets,
+        end_offset,
+        file_len,
+        interrupted,
+    })
 }
 
 /// Walk sets forward from `from` by their records (block headers included) and return the last
@@ -252,16 +342,21 @@ fn walk_forward(
     let mut max_transfer = MAX_TRANSFER;
     loop {
         let mut prefix = [0u8; RECORD_PREFIX_LEN];
-        if pos + RECORD_PREFIX_LEN as u64 > file_len || read_at(file, &mut prefix, pos, at, "record").is_err()
+        if pos + RECORD_PREFIX_LEN as u64 > file_len
+            || read_at(file, &mut prefix, pos, at, "record").is_err()
         {
             return Ok(last);
         }
         let mut fh = [0u8; FRAME_HEADER_LEN];
         fh.copy_from_slice(&prefix[..FRAME_HEADER_LEN]);
-        let Some(size) = parse_frame_header(&fh) else { return Ok(last) };
+        let Some(size) = parse_frame_header(&fh) else {
+            return Ok(last);
+        };
         let mut rh = [0u8; RECORD_HEADER_LEN];
         rh.copy_from_slice(&prefix[FRAME_HEADER_LEN..]);
-        let Ok(h) = parse_record_header(&rh, size, false, at) else { return Ok(last) };
+        let Ok(h) = parse_record_header(&rh, size, false, at) else {
+            return Ok(last);
+        };
         let next = pos + FRAME_HEADER_LEN as u64 + size as u64;
         if next > file_len {
             return Ok(last);
@@ -287,7 +382,9 @@ fn walk_forward(
                 let Ok(b) = read_record_at(file, pos, file_len, RecordType::BlockHeader, at) else {
                     return Ok(last);
                 };
-                let Ok(bh) = BlockHeader::parse_body(&b, at) else { return Ok(last) };
+                let Ok(bh) = BlockHeader::parse_body(&b, at) else {
+                    return Ok(last);
+                };
                 if bh.check_lengths(max_transfer, at).is_err() {
                     return Ok(last);
                 }
@@ -371,7 +468,10 @@ impl<R: Read> RecordReader<R> {
     pub fn read_exact(&mut self, buf: &mut [u8], what: &str) -> Result<()> {
         let start = self.offset;
         if !self.fill(buf, what)? && !buf.is_empty() {
-            return Err(Error::Truncated { at: self.at.clone().at(start), what: what.to_string() });
+            return Err(Error::Truncated {
+                at: self.at.clone().at(start),
+                what: what.to_string(),
+            });
         }
         Ok(())
     }
@@ -385,7 +485,12 @@ impl<R: Read> RecordReader<R> {
             return Ok(None);
         }
         let size = parse_frame_header(&fh).ok_or_else(|| {
-            Error::mismatch(at.clone(), "expected a bak record frame", "skippable frame magic", hex(&fh))
+            Error::mismatch(
+                at.clone(),
+                "expected a bak record frame",
+                "skippable frame magic",
+                hex(&fh),
+            )
         })?;
         let mut rh = [0u8; RECORD_HEADER_LEN];
         self.read_exact(&mut rh, "record header")?;
@@ -407,7 +512,11 @@ impl<R: Read> RecordReader<R> {
             self.read_exact(&mut body, h.kind.name())?;
         }
         check_body(&h, &body, &at)?;
-        Ok(Some(StreamRecord { kind: h.kind, offset, body }))
+        Ok(Some(StreamRecord {
+            kind: h.kind,
+            offset,
+            body,
+        }))
     }
 
     /// Skip `n` bytes (the payload of a block not wanted).

@@ -54,7 +54,12 @@ pub struct Pool {
 impl Pool {
     /// A pool of up to `cap` buffers; they are allocated on first use.
     pub fn new(cap: usize, size: usize) -> Self {
-        Pool { state: Mutex::new((Vec::new(), 0)), cv: Condvar::new(), cap: cap.max(1), size }
+        Pool {
+            state: Mutex::new((Vec::new(), 0)),
+            cv: Condvar::new(),
+            cap: cap.max(1),
+            size,
+        }
     }
     /// A buffer (with whatever length it came back with), waiting for one to come back if all are out.
     /// `None` when `abort` is raised while waiting.
@@ -72,7 +77,11 @@ impl Pool {
                 drop(g);
                 return Some(Vec::with_capacity(self.size));
             }
-            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            g = self
+                .cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
     /// Give a buffer back.
@@ -96,7 +105,11 @@ pub struct Queue<T> {
 impl<T> Queue<T> {
     /// A queue holding at most `cap` items (`push` waits beyond that).
     pub fn new(cap: usize) -> Self {
-        Queue { state: Mutex::new((VecDeque::new(), false)), cv: Condvar::new(), cap: cap.max(1) }
+        Queue {
+            state: Mutex::new((VecDeque::new(), false)),
+            cv: Condvar::new(),
+            cap: cap.max(1),
+        }
     }
     /// Add an item, waiting while the queue is full. Returns false if aborted.
     pub fn push(&self, item: T, abort: &Abort) -> bool {
@@ -105,7 +118,11 @@ impl<T> Queue<T> {
             if abort.is_set() {
                 return false;
             }
-            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            g = self
+                .cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         g.0.push_back(item);
         drop(g);
@@ -127,7 +144,11 @@ impl<T> Queue<T> {
             if g.1 {
                 return None;
             }
-            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            g = self
+                .cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
     /// No more items will come.
@@ -156,7 +177,11 @@ struct OrderedState<T> {
 impl<T> Default for Ordered<T> {
     fn default() -> Self {
         Ordered {
-            state: Mutex::new(OrderedState { ready: BTreeMap::new(), next: 0, end: None }),
+            state: Mutex::new(OrderedState {
+                ready: BTreeMap::new(),
+                next: 0,
+                end: None,
+            }),
             cv: Condvar::new(),
         }
     }
@@ -188,7 +213,11 @@ impl<T> Ordered<T> {
             if g.end.is_some_and(|e| next >= e) {
                 return None;
             }
-            g = self.cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|p| p.into_inner().0);
+            g = self
+                .cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .map(|r| r.0)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
     }
     /// Wake every waiter.
@@ -218,6 +247,8 @@ pub fn write_all_vectored(
 pub fn guarded<T>(what: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
-        Err(_) => Err(Error::Refused { what: format!("internal error in the {what} thread") }),
+        Err(_) => Err(Error::Refused {
+            what: format!("internal error in the {what} thread"),
+        }),
     }
 }

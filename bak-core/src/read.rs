@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{IoSlice, Read, Write};
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -19,7 +18,6 @@ use crate::format::*;
 use crate::media::{scan_family, FamilyScan, RecordReader, StreamRecord};
 use crate::model::MediaKind;
 use crate::pipeline::{guarded, write_all_vectored, Abort, Ordered, Pool, Queue};
-
 
 /// A device opened for reading, its first bytes already read so the format can be told.
 pub struct Opened {
@@ -41,7 +39,10 @@ pub struct Opened {
 
 impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Opened").field("name", &self.name).field("kind", &self.kind).finish()
+        f.debug_struct("Opened")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -62,25 +63,34 @@ pub fn sniff(head: &[u8]) -> Option<MediaKind> {
 /// Open one device and read its first bytes. FIFOs block here until a writer opens them, so
 /// callers open several devices in parallel ([`open_all`]).
 pub fn open_device(path: &Path) -> Result<Opened> {
-    let name = if path.as_os_str() == "-" { "stdin".to_string() } else { path.display().to_string() };
-    let (file, mut stream): (Option<File>, Option<Box<dyn Read + Send>>) = if path.as_os_str() == "-" {
-        use std::os::fd::AsFd;
-        let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| Error::io("stdin", "open", e))?;
-        (None, Some(Box::new(File::from(fd))))
+    let name = if path.as_os_str() == "-" {
+        "stdin".to_string()
     } else {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "open", e))?;
-        if meta.is_dir() {
-            return Err(Error::Refused { what: format!("{name}: is a directory, not a backup device") });
-        }
-        let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
-        if meta.file_type().is_file() {
-            (Some(f), None)
-        } else if meta.file_type().is_fifo() || meta.file_type().is_char_device() || meta.file_type().is_socket() {
-            (None, Some(Box::new(f)))
-        } else {
-            (None, Some(Box::new(f)))
-        }
+        path.display().to_string()
     };
+    let (file, mut stream): (Option<File>, Option<Box<dyn Read + Send>>) =
+        if path.as_os_str() == "-" {
+            use std::os::fd::AsFd;
+            let fd = std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("stdin", "open", e))?;
+            (None, Some(Box::new(File::from(fd))))
+        } else {
+            let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "open", e))?;
+            if meta.is_dir() {
+                return Err(Error::Refused {
+                    what: format!("{name}: is a directory, not a backup device"),
+                });
+            }
+            let f = File::open(path).map_err(|e| Error::io(path, "open", e))?;
+            // Regular files are read with positioned reads (seekable); anything else is a stream.
+            if meta.file_type().is_file() {
+                (Some(f), None)
+            } else {
+                (None, Some(Box::new(f)))
+            }
+        };
     let mut head = vec![0u8; FIRST_SET_OFFSET as usize];
     let n = match (&file, stream.as_mut()) {
         (Some(f), _) => {
@@ -115,22 +125,42 @@ pub fn open_device(path: &Path) -> Result<Opened> {
     let label = if kind == Some(MediaKind::Bak) {
         let at = Location::device(name.clone()).at(0);
         if head.len() < MEDIA_HEADER_SPAN as usize {
-            return Err(Error::Truncated { at, what: "media header".into() });
+            return Err(Error::Truncated {
+                at,
+                what: "media header".into(),
+            });
         }
         let (_, body) = parse_frame(&head, RecordType::MediaHeader, &at)?;
         Some(MediaHeader::parse_body(body, &at)?)
     } else {
         None
     };
-    Ok(Opened { path: path.to_path_buf(), name, file, stream, head, kind, label })
+    Ok(Opened {
+        path: path.to_path_buf(),
+        name,
+        file,
+        stream,
+        head,
+        kind,
+        label,
+    })
 }
 
 /// Open devices in parallel (so FIFOs fed by one writer in any order do not deadlock).
 pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Opened>> {
     std::thread::scope(|s| {
-        let hs: Vec<_> = paths.iter().map(|p| s.spawn(move || open_device(p))).collect();
+        let hs: Vec<_> = paths
+            .iter()
+            .map(|p| s.spawn(move || open_device(p)))
+            .collect();
         hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Refused { what: "internal error opening a device".into() })))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Refused {
+                        what: "internal error opening a device".into(),
+                    })
+                })
+            })
             .collect()
     })
 }
@@ -138,13 +168,18 @@ pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Opened>> {
 /// Check that bak devices form one whole media set; return them in family order.
 pub fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
     let n = devs.len();
-    let first = devs.first().and_then(|d| d.label.clone()).ok_or_else(|| Error::MediaSet {
-        what: "no bak media given".into(),
-    })?;
+    let first = devs
+        .first()
+        .and_then(|d| d.label.clone())
+        .ok_or_else(|| Error::MediaSet {
+            what: "no bak media given".into(),
+        })?;
     let mut slots: Vec<Option<Opened>> = (0..first.family_count).map(|_| None).collect();
     for d in devs {
         let Some(l) = d.label.clone() else {
-            return Err(Error::MediaSet { what: format!("{}: not bak media", d.name) });
+            return Err(Error::MediaSet {
+                what: format!("{}: not bak media", d.name),
+            });
         };
         if l.media_set_id != first.media_set_id {
             return Err(Error::MediaSet {
@@ -154,7 +189,11 @@ pub fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
                     l.family_number,
                     guid_string(&l.media_set_id),
                     guid_string(&first.media_set_id),
-                    if first.media_name.is_empty() { "unnamed" } else { &first.media_name }
+                    if first.media_name.is_empty() {
+                        "unnamed"
+                    } else {
+                        &first.media_name
+                    }
                 ),
             });
         }
@@ -163,16 +202,27 @@ pub fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
             Some(slot @ None) => *slot = Some(d),
             Some(Some(other)) => {
                 return Err(Error::MediaSet {
-                    what: format!("family {} given twice: {} and {}", i + 1, other.name, d.name),
+                    what: format!(
+                        "family {} given twice: {} and {}",
+                        i + 1,
+                        other.name,
+                        d.name
+                    ),
                 })
             }
             None => {
-                return Err(Error::MediaSet { what: format!("{}: family number {} out of range", d.name, i + 1) })
+                return Err(Error::MediaSet {
+                    what: format!("{}: family number {} out of range", d.name, i + 1),
+                })
             }
         }
     }
-    let missing: Vec<String> =
-        slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(|(i, _)| (i + 1).to_string()).collect();
+    let missing: Vec<String> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.is_none())
+        .map(|(i, _)| (i + 1).to_string())
+        .collect();
     if !missing.is_empty() {
         return Err(Error::MediaSet {
             what: format!(
@@ -205,7 +255,9 @@ pub struct Positioned {
 pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positioned>> {
     let mut out = Vec::new();
     for d in devs {
-        let label = d.label.clone().ok_or_else(|| Error::MediaSet { what: format!("{}: not bak media", d.name) })?;
+        let label = d.label.clone().ok_or_else(|| Error::MediaSet {
+            what: format!("{}: not bak media", d.name),
+        })?;
         let at = Location::device(d.name.clone()).family(label.family_number as u32);
         if let Some(f) = d.file {
             let scan = scan_family(&f, &d.path)?;
@@ -219,7 +271,8 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
             };
             use std::io::{Seek, SeekFrom};
             let mut f2 = f.try_clone().map_err(|e| Error::io(&d.path, "open", e))?;
-            f2.seek(SeekFrom::Start(offset)).map_err(|e| Error::io(&d.path, "seek", e))?;
+            f2.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::io(&d.path, "seek", e))?;
             let reader: Box<dyn Read + Send> = Box::new(f2);
             out.push(Positioned {
                 name: d.name,
@@ -229,7 +282,9 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
             });
         } else {
             let Some(stream) = d.stream else {
-                return Err(Error::Refused { what: format!("{}: nothing to read", d.name) });
+                return Err(Error::Refused {
+                    what: format!("{}: nothing to read", d.name),
+                });
             };
             let head_len = d.head.len() as u64;
             let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(d.head).chain(stream));
@@ -241,14 +296,18 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
             loop {
                 let start = r.offset;
                 // Peek the next record; a set header of the wanted position ends the search.
-                let rec = r.next_record()?.ok_or(Error::NoSuchSet { position, count: current })?;
+                let rec = r.next_record()?.ok_or(Error::NoSuchSet {
+                    position,
+                    count: current,
+                })?;
                 if rec.kind == RecordType::SetHeader {
                     let h = SetHeader::parse_body(&rec.body, &at.clone().at(start))?;
                     current = h.position;
                     if h.position == position {
                         let replay = rec_bytes(&rec);
                         let inner = r.into_inner();
-                        let reader: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(replay).chain(inner));
+                        let reader: Box<dyn Read + Send> =
+                            Box::new(std::io::Cursor::new(replay).chain(inner));
                         r = RecordReader::new(reader, start, at.clone());
                         break;
                     }
@@ -258,7 +317,12 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
                     r.skip(bh.stored_len as u64, "block payload")?;
                 }
             }
-            out.push(Positioned { name: d.name, family: label.family_number, reader: r, scan: None });
+            out.push(Positioned {
+                name: d.name,
+                family: label.family_number,
+                reader: r,
+                scan: None,
+            });
         }
     }
     Ok(out)
@@ -307,8 +371,15 @@ pub struct ReadSummary {
 
 /// One item from a family reader.
 enum FamItem {
-    Block { header: BlockHeader, buf: Vec<u8>, at: Location },
-    End { trailing: TrailingConfig, at: Location },
+    Block {
+        header: BlockHeader,
+        buf: Vec<u8>,
+        at: Location,
+    },
+    End {
+        trailing: TrailingConfig,
+        at: Location,
+    },
 }
 
 struct Heads {
@@ -337,9 +408,17 @@ struct SetFacts {
 /// Read the set header and leading config at the reader's position.
 fn read_set_start(p: &mut Positioned, position: u32) -> Result<SetFacts> {
     let at0 = p.reader.location();
-    let rec = p.reader.next_record()?.ok_or_else(|| Error::Truncated { at: at0.clone(), what: "backup set header".into() })?;
+    let rec = p.reader.next_record()?.ok_or_else(|| Error::Truncated {
+        at: at0.clone(),
+        what: "backup set header".into(),
+    })?;
     if rec.kind != RecordType::SetHeader {
-        return Err(Error::mismatch(at0, "unexpected record", "backup set header", rec.kind.name()));
+        return Err(Error::mismatch(
+            at0,
+            "unexpected record",
+            "backup set header",
+            rec.kind.name(),
+        ));
     }
     let header = SetHeader::parse_body(&rec.body, &at0)?;
     if header.position != position || header.family_number != p.family {
@@ -351,15 +430,28 @@ fn read_set_start(p: &mut Positioned, position: u32) -> Result<SetFacts> {
         ));
     }
     let at1 = p.reader.location();
-    let rec = p.reader.next_record()?.ok_or_else(|| Error::Truncated { at: at1.clone(), what: "leading config".into() })?;
+    let rec = p.reader.next_record()?.ok_or_else(|| Error::Truncated {
+        at: at1.clone(),
+        what: "leading config".into(),
+    })?;
     if rec.kind != RecordType::LeadingConfig {
-        return Err(Error::mismatch(at1, "unexpected record", "leading config", rec.kind.name()));
+        return Err(Error::mismatch(
+            at1,
+            "unexpected record",
+            "leading config",
+            rec.kind.name(),
+        ));
     }
     let leading = LeadingConfig::parse_body(&rec.body, &at1)?;
     if leading.set_id != header.set_id {
-        return Err(Error::corrupt(at1, "leading config belongs to another backup set"));
+        return Err(Error::corrupt(
+            at1,
+            "leading config belongs to another backup set",
+        ));
     }
-    let loc = Location::device(p.name.clone()).family(p.family as u32).set(position);
+    let loc = Location::device(p.name.clone())
+        .family(p.family as u32)
+        .set(position);
     p.reader.set_location(loc);
     Ok(SetFacts { header, leading })
 }
@@ -395,24 +487,41 @@ pub fn read_set(
     let mts = f0.leading.max_transfer;
     let buf_size = raw_frame_len(mts) as usize;
     let threads = opts.threads.max(1);
-    let count = if opts.buffer_count == 0 { n * 4 + 2 * threads + 2 } else { opts.buffer_count.max(n + 2) };
+    let count = if opts.buffer_count == 0 {
+        n * 4 + 2 * threads + 2
+    } else {
+        opts.buffer_count.max(n + 2)
+    };
     let per_family = ((count.saturating_sub(2 * threads)) / n).max(1);
     let abort_own = Abort::default();
     let pool_own = Pool::new(count, buf_size);
-    let heads_own = Mutex::new(Heads { q: (0..n).map(|_| VecDeque::new()).collect() });
+    let heads_own = Mutex::new(Heads {
+        q: (0..n).map(|_| VecDeque::new()).collect(),
+    });
     let heads_cv_own = Condvar::new();
     let jobs_own: Queue<Job> = Queue::new(threads * 2);
     let done_own: Ordered<Out> = Ordered::default();
     let trailer_own: Mutex<Option<TrailingConfig>> = Mutex::new(None);
-    let (abort, pool, heads, heads_cv, jobs, done, trailer) =
-        (&abort_own, &pool_own, &heads_own, &heads_cv_own, &jobs_own, &done_own, &trailer_own);
+    let (abort, pool, heads, heads_cv, jobs, done, trailer) = (
+        &abort_own,
+        &pool_own,
+        &heads_own,
+        &heads_cv_own,
+        &jobs_own,
+        &done_own,
+        &trailer_own,
+    );
     let set_id = f0.header.set_id;
     let position = opts.position;
 
     let result = std::thread::scope(|s| -> Result<ReadSummary> {
         for (i, p) in fams.into_iter().enumerate() {
             s.spawn(move || {
-                let r = guarded("family reader", || family_reader(i, p, set_id, position, mts, pool, heads, heads_cv, per_family, abort));
+                let r = guarded("family reader", || {
+                    family_reader(
+                        i, p, set_id, position, mts, pool, heads, heads_cv, per_family, abort,
+                    )
+                });
                 if let Err(e) = r {
                     abort.fail(e);
                 }
@@ -420,7 +529,9 @@ pub fn read_set(
             });
         }
         s.spawn(move || {
-            let r = guarded("sequencer", || sequencer(n, heads, heads_cv, jobs, done, trailer, abort));
+            let r = guarded("sequencer", || {
+                sequencer(n, heads, heads_cv, jobs, done, trailer, abort)
+            });
             jobs.close();
             if let Err(e) = r {
                 abort.fail(e);
@@ -497,7 +608,13 @@ pub fn read_set(
                 hex(&digest),
             ));
         }
-        Ok(ReadSummary { original_bytes: written, stored_bytes: stored, blocks, families: n as u32, seconds: started.elapsed().as_secs_f64() })
+        Ok(ReadSummary {
+            original_bytes: written,
+            stored_bytes: stored,
+            blocks,
+            families: n as u32,
+            seconds: started.elapsed().as_secs_f64(),
+        })
     });
     result
 }
@@ -522,7 +639,10 @@ fn family_reader(
             if abort.is_set() {
                 return false;
             }
-            g = heads_cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|e| e.into_inner().0);
+            g = heads_cv
+                .wait_timeout(g, std::time::Duration::from_millis(50))
+                .map(|r| r.0)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
         g.q[i].push_back(item);
         drop(g);
@@ -544,14 +664,24 @@ fn family_reader(
                 let h = BlockHeader::parse_body(&rec.body, &at)?;
                 let at = at.block(h.seq);
                 if h.set_id != set_id || h.position != position || h.family != fam {
-                    return Err(Error::corrupt(at, "block header belongs to another set or family"));
+                    return Err(Error::corrupt(
+                        at,
+                        "block header belongs to another set or family",
+                    ));
                 }
                 if last_seq.is_some_and(|l| h.seq <= l) {
-                    return Err(Error::mismatch(at, "block sequence goes backwards on this family", format!("more than {}", last_seq.unwrap_or(0)), h.seq));
+                    return Err(Error::mismatch(
+                        at,
+                        "block sequence goes backwards on this family",
+                        format!("more than {}", last_seq.unwrap_or(0)),
+                        h.seq,
+                    ));
                 }
                 last_seq = Some(h.seq);
                 h.check_lengths(mts, &at)?;
-                let Some(mut buf) = pool.get(abort) else { return Ok(()) };
+                let Some(mut buf) = pool.get(abort) else {
+                    return Ok(());
+                };
                 buf.resize(h.stored_len as usize, 0);
                 p.reader.read_exact(&mut buf, "block payload")?;
                 if !push(FamItem::Block { header: h, buf, at }) {
@@ -561,17 +691,33 @@ fn family_reader(
             RecordType::TrailingConfig => {
                 let t = TrailingConfig::parse_body(&rec.body, &at)?;
                 if t.set_id != set_id || t.family_number != fam {
-                    return Err(Error::corrupt(at, "trailing config belongs to another set or family"));
+                    return Err(Error::corrupt(
+                        at,
+                        "trailing config belongs to another set or family",
+                    ));
                 }
                 // The MBC and end-of-set must follow; a restore checks they are there and whole.
                 let at2 = p.reader.location();
-                let m = p.reader.next_record()?.ok_or_else(|| Error::Truncated { at: at2.clone(), what: "MBC".into() })?;
+                let m = p.reader.next_record()?.ok_or_else(|| Error::Truncated {
+                    at: at2.clone(),
+                    what: "MBC".into(),
+                })?;
                 if m.kind != RecordType::Mbc {
-                    return Err(Error::mismatch(at2, "unexpected record", "MBC", m.kind.name()));
+                    return Err(Error::mismatch(
+                        at2,
+                        "unexpected record",
+                        "MBC",
+                        m.kind.name(),
+                    ));
                 }
                 let mbc = Mbc::parse_body(&m.body, &at2)?;
                 if mbc.entries.len() as u64 != t.family_blocks {
-                    return Err(Error::mismatch(at2, "MBC block count disagrees with the trailing config", t.family_blocks, mbc.entries.len()));
+                    return Err(Error::mismatch(
+                        at2,
+                        "MBC block count disagrees with the trailing config",
+                        t.family_blocks,
+                        mbc.entries.len(),
+                    ));
                 }
                 let at3 = p.reader.location();
                 let e = p.reader.next_record()?.ok_or_else(|| Error::Truncated {
@@ -579,14 +725,24 @@ fn family_reader(
                     what: "end-of-set record (the set is incomplete on this family)".into(),
                 })?;
                 if e.kind != RecordType::EndOfSet {
-                    return Err(Error::mismatch(at3, "unexpected record", "end-of-set record", e.kind.name()));
+                    return Err(Error::mismatch(
+                        at3,
+                        "unexpected record",
+                        "end-of-set record",
+                        e.kind.name(),
+                    ));
                 }
                 EndOfSet::parse_body(&e.body, &at3)?;
                 push(FamItem::End { trailing: t, at });
                 return Ok(());
             }
             other => {
-                return Err(Error::mismatch(at, "unexpected record in the data", "block header or trailing config", other.name()));
+                return Err(Error::mismatch(
+                    at,
+                    "unexpected record in the data",
+                    "block header or trailing config",
+                    other.name(),
+                ));
             }
         }
     }
@@ -618,7 +774,12 @@ fn sequencer(
                         break;
                     }
                     if header.seq < next {
-                        return Err(Error::mismatch(at.clone(), "block sequence number given twice", format!("{next} or more"), header.seq));
+                        return Err(Error::mismatch(
+                            at.clone(),
+                            "block sequence number given twice",
+                            format!("{next} or more"),
+                            header.seq,
+                        ));
                     }
                 }
                 Some(FamItem::End { .. }) => ended += 1,
@@ -626,7 +787,9 @@ fn sequencer(
             }
         }
         if let Some(i) = found {
-            let Some(FamItem::Block { header, buf, at }) = g.q[i].pop_front() else { continue };
+            let Some(FamItem::Block { header, buf, at }) = g.q[i].pop_front() else {
+                continue;
+            };
             drop(g);
             heads_cv.notify_all();
             if !jobs.push(Job { header, buf, at }, abort) {
@@ -638,18 +801,23 @@ fn sequencer(
         }
         if all_present && ended == n {
             // Every family is at its end: check that they agree on the totals.
-            let ts: Vec<(TrailingConfig, Location)> = g
-                .q
-                .iter()
-                .filter_map(|q| match q.front() {
-                    Some(FamItem::End { trailing, at }) => Some((trailing.clone(), at.clone())),
-                    _ => None,
-                })
-                .collect();
+            let ts: Vec<(TrailingConfig, Location)> =
+                g.q.iter()
+                    .filter_map(|q| match q.front() {
+                        Some(FamItem::End { trailing, at }) => Some((trailing.clone(), at.clone())),
+                        _ => None,
+                    })
+                    .collect();
             let (t0, _) = &ts[0];
             for (t, at) in &ts {
-                if t.total_blocks != t0.total_blocks || t.total_original != t0.total_original || t.digest != t0.digest {
-                    return Err(Error::corrupt(at.clone(), "trailing configs of the families disagree on the set's totals"));
+                if t.total_blocks != t0.total_blocks
+                    || t.total_original != t0.total_original
+                    || t.digest != t0.digest
+                {
+                    return Err(Error::corrupt(
+                        at.clone(),
+                        "trailing configs of the families disagree on the set's totals",
+                    ));
                 }
             }
             if t0.total_blocks != next {
@@ -675,12 +843,17 @@ fn sequencer(
                 format!("block {next} is missing: no family holds it"),
             ));
         }
-        g = heads_cv.wait_timeout(g, std::time::Duration::from_millis(50)).map(|r| r.0).unwrap_or_else(|e| e.into_inner().0);
+        g = heads_cv
+            .wait_timeout(g, std::time::Duration::from_millis(50))
+            .map(|r| r.0)
+            .unwrap_or_else(|e| e.into_inner().0);
     }
 }
 
 fn read_worker(jobs: &Queue<Job>, done: &Ordered<Out>, abort: &Abort) -> Result<()> {
-    let mut dctx = zstd::bulk::Decompressor::new().map_err(|e| Error::Refused { what: format!("zstd: {e}") })?;
+    let mut dctx = zstd::bulk::Decompressor::new().map_err(|e| Error::Refused {
+        what: format!("zstd: {e}"),
+    })?;
     // Each worker decodes into its own scratch buffer and swaps it with the payload's buffer, so
     // it never waits on the pool while the families hold it (that would deadlock).
     let mut scratch = Vec::new();
@@ -702,7 +875,12 @@ fn check_and_decode(
     let payload = &buf[..header.stored_len as usize];
     let crc = crc32fast::hash(payload);
     if crc != header.payload_crc {
-        return Err(Error::mismatch(at.clone(), "block payload CRC does not hold", format!("{:#010x}", header.payload_crc), format!("{crc:#010x}")));
+        return Err(Error::mismatch(
+            at.clone(),
+            "block payload CRC does not hold",
+            format!("{:#010x}", header.payload_crc),
+            format!("{crc:#010x}"),
+        ));
     }
     match header.codec {
         BlockCodec::Raw => {
@@ -712,7 +890,10 @@ fn check_and_decode(
                 h.update(&buf[off..off + len]);
             }
             check_hash(header, h.digest(), at)?;
-            Ok(Out { header: *header, buf })
+            Ok(Out {
+                header: *header,
+                buf,
+            })
         }
         BlockCodec::Zstd => {
             let ol = header.original_len as usize;
@@ -721,13 +902,23 @@ fn check_and_decode(
             }
             let k = dctx
                 .decompress_to_buffer(payload, &mut scratch[..ol])
-                .map_err(|e| Error::corrupt(at.clone(), format!("zstd frame does not decode: {e}")))?;
+                .map_err(|e| {
+                    Error::corrupt(at.clone(), format!("zstd frame does not decode: {e}"))
+                })?;
             if k != ol {
-                return Err(Error::mismatch(at.clone(), "block decodes to the wrong length", ol, k));
+                return Err(Error::mismatch(
+                    at.clone(),
+                    "block decodes to the wrong length",
+                    ol,
+                    k,
+                ));
             }
             check_hash(header, xxhash_rust::xxh3::xxh3_64(&scratch[..ol]), at)?;
             let dst = std::mem::replace(scratch, buf);
-            Ok(Out { header: *header, buf: dst })
+            Ok(Out {
+                header: *header,
+                buf: dst,
+            })
         }
     }
 }

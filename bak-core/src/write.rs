@@ -132,7 +132,9 @@ pub fn current_user() -> String {
             }
         }
     }
-    std::fs::metadata("/proc/self").map(|m| format!("uid {}", m.uid())).unwrap_or_default()
+    std::fs::metadata("/proc/self")
+        .map(|m| format!("uid {}", m.uid()))
+        .unwrap_or_default()
 }
 
 /// The host name of this machine.
@@ -196,7 +198,12 @@ fn open_device(path: &Path) -> Result<Device> {
                     .into(),
             });
         }
-        return Ok(Device { path: path.into(), name: "stdout".into(), target: Target::Stdout, found: Found::Empty });
+        return Ok(Device {
+            path: path.into(),
+            name: "stdout".into(),
+            target: Target::Stdout,
+            found: Found::Empty,
+        });
     }
     let meta = match std::fs::metadata(path) {
         Ok(m) => Some(m),
@@ -206,7 +213,9 @@ fn open_device(path: &Path) -> Result<Device> {
     if let Some(m) = &meta {
         let ft = m.file_type();
         if ft.is_dir() {
-            return Err(Error::Refused { what: format!("{name}: is a directory, not a backup device") });
+            return Err(Error::Refused {
+                what: format!("{name}: is a directory, not a backup device"),
+            });
         }
         if ft.is_fifo() || ft.is_char_device() || ft.is_socket() {
             if ft.is_char_device() && is_tty(path) {
@@ -214,7 +223,12 @@ fn open_device(path: &Path) -> Result<Device> {
                     what: format!("{name}: refusing to write backup media to a terminal"),
                 });
             }
-            return Ok(Device { path: path.into(), name, target: Target::Stream(path.into()), found: Found::Empty });
+            return Ok(Device {
+                path: path.into(),
+                name,
+                target: Target::Stream(path.into()),
+                found: Found::Empty,
+            });
         }
     }
     let file = OpenOptions::new()
@@ -228,12 +242,17 @@ fn open_device(path: &Path) -> Result<Device> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             return Err(Error::Refused {
-                what: format!("{name}: in use by another bak process (locked); try again when it ends"),
+                what: format!(
+                    "{name}: in use by another bak process (locked); try again when it ends"
+                ),
             })
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, "lock", e)),
     }
-    let len = file.metadata().map_err(|e| Error::io(path, "stat", e))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "stat", e))?
+        .len();
     let found = if len == 0 {
         Found::Empty
     } else {
@@ -244,7 +263,12 @@ fn open_device(path: &Path) -> Result<Device> {
             Err(e) => return Err(e),
         }
     };
-    Ok(Device { path: path.into(), name, target: Target::File(file), found })
+    Ok(Device {
+        path: path.into(),
+        name,
+        target: Target::File(file),
+        found,
+    })
 }
 
 fn is_tty(path: &Path) -> bool {
@@ -260,16 +284,23 @@ fn check_distinct(paths: &[PathBuf]) -> Result<()> {
             Some((u64::MAX, u64::MAX))
         } else {
             // A path that does not exist yet is told apart by its absolute form.
-            std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino())).or_else(|| {
-                let a = std::path::absolute(p).ok()?;
-                let h = xxhash_rust::xxh3::xxh3_64(a.as_os_str().as_encoded_bytes());
-                Some((u64::MAX - 1, h))
-            })
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+                .or_else(|| {
+                    let a = std::path::absolute(p).ok()?;
+                    let h = xxhash_rust::xxh3::xxh3_64(a.as_os_str().as_encoded_bytes());
+                    Some((u64::MAX - 1, h))
+                })
         };
         if let Some(id) = id {
             if let Some((_, other)) = seen.iter().find(|(x, _)| *x == id) {
                 return Err(Error::Refused {
-                    what: format!("{} and {} are the same device, given twice", p.display(), other.display()),
+                    what: format!(
+                        "{} and {} are the same device, given twice",
+                        p.display(),
+                        other.display()
+                    ),
                 });
             }
             seen.push((id, p));
@@ -310,7 +341,10 @@ fn plan(opts: &WriteOptions, devs: &[Device]) -> Result<(Vec<Plan>, u32, bool)> 
                 write_label: true,
                 start: 0,
                 prev_eset: 0,
-                slot: SetMapSlot { media_set_id, ..Default::default() },
+                slot: SetMapSlot {
+                    media_set_id,
+                    ..Default::default()
+                },
             })
             .collect()
     };
@@ -378,7 +412,9 @@ fn plan(opts: &WriteOptions, devs: &[Device]) -> Result<(Vec<Plan>, u32, bool)> 
             return Err(Error::Refused {
                 what: format!(
                     "{} and {} are both family {} of the media set",
-                    devs[j].name, devs[i].name, f + 1
+                    devs[j].name,
+                    devs[i].name,
+                    f + 1
                 ),
             });
         }
@@ -398,7 +434,10 @@ fn plan(opts: &WriteOptions, devs: &[Device]) -> Result<(Vec<Plan>, u32, bool)> 
     let complete = (0..)
         .take_while(|&k| {
             let id = scans[0].sets.get(k).map(|s| s.header.set_id);
-            id.is_some() && scans.iter().all(|s| s.sets.get(k).map(|x| x.header.set_id) == id)
+            id.is_some()
+                && scans
+                    .iter()
+                    .all(|s| s.sets.get(k).map(|x| x.header.set_id) == id)
         })
         .count();
     if opts.mode == InitMode::Init && !opts.skip {
@@ -416,7 +455,11 @@ fn plan(opts: &WriteOptions, devs: &[Device]) -> Result<(Vec<Plan>, u32, bool)> 
             }
         }
     }
-    let keep = if opts.mode == InitMode::Init { 0 } else { complete };
+    let keep = if opts.mode == InitMode::Init {
+        0
+    } else {
+        complete
+    };
     let plans = scans
         .iter()
         .map(|s| {
@@ -449,12 +492,13 @@ fn plan(opts: &WriteOptions, devs: &[Device]) -> Result<(Vec<Plan>, u32, bool)> 
 /// Write `slot` into the older of the two set map slots, and sync.
 fn write_slot(file: &File, path: &Path, slot: &SetMapSlot, sync: bool) -> Result<()> {
     let bytes = slot.encode();
-    let at = if slot.generation % 2 == 0 {
+    let at = if slot.generation.is_multiple_of(2) {
         SET_MAP_OFFSET + FRAME_HEADER_LEN as u64
     } else {
         SET_MAP_OFFSET + SET_MAP_SLOT_B
     };
-    file.write_all_at(&bytes, at).map_err(|e| Error::io(path, "write", e))?;
+    file.write_all_at(&bytes, at)
+        .map_err(|e| Error::io(path, "write", e))?;
     if sync {
         file.sync_data().map_err(|e| Error::io(path, "sync", e))?;
     }
@@ -502,16 +546,22 @@ pub fn write_set(
 ) -> Result<WriteSummary> {
     let started = Instant::now();
     let mts = opts.max_transfer;
-    if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || mts % MIN_TRANSFER != 0 {
+    if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || !mts.is_multiple_of(MIN_TRANSFER) {
         return Err(Error::Refused {
             what: format!("max transfer size {mts} is not 64 KiB to 4 MiB in steps of 64 KiB"),
         });
     }
     if opts.devices.is_empty() || opts.devices.len() > 64 {
-        return Err(Error::Refused { what: "give 1 to 64 devices".into() });
+        return Err(Error::Refused {
+            what: "give 1 to 64 devices".into(),
+        });
     }
     check_distinct(&opts.devices)?;
-    let mut devs = opts.devices.iter().map(|p| open_device(p)).collect::<Result<Vec<_>>>()?;
+    let mut devs = opts
+        .devices
+        .iter()
+        .map(|p| open_device(p))
+        .collect::<Result<Vec<_>>>()?;
     let (mut plans, position, formatted) = plan(opts, &devs)?;
 
     // Destructive steps only after every check passed: first make the set map say exactly what
@@ -519,11 +569,13 @@ pub fn write_set(
     for (d, p) in devs.iter_mut().zip(plans.iter_mut()) {
         if let Target::File(f) = &d.target {
             if p.write_label {
-                f.set_len(0).map_err(|e| Error::io(&d.path, "truncate", e))?;
+                f.set_len(0)
+                    .map_err(|e| Error::io(&d.path, "truncate", e))?;
             } else {
                 p.slot.generation += 1;
                 write_slot(f, &d.path, &p.slot, opts.sync)?;
-                f.set_len(p.start).map_err(|e| Error::io(&d.path, "truncate", e))?;
+                f.set_len(p.start)
+                    .map_err(|e| Error::io(&d.path, "truncate", e))?;
             }
         }
     }
@@ -577,7 +629,10 @@ pub fn write_set(
     let jobs_own: Queue<Job> = Queue::new(opts.buffer_count.max(2));
     let ready_own: Ordered<Ready> = Ordered::default();
     let totals_own = Mutex::new(Totals::default());
-    let finish_own = Mutex::new(Finish { done: 0, info: None });
+    let finish_own = Mutex::new(Finish {
+        done: 0,
+        info: None,
+    });
     let finish_cv_own = Condvar::new();
     let (abort, pool, jobs, ready) = (&abort_own, &pool_own, &jobs_own, &ready_own);
     let (totals, finish, finish_cv) = (&totals_own, &finish_own, &finish_cv_own);
@@ -594,7 +649,9 @@ pub fn write_set(
     let result: Result<(u64, Vec<u64>, u64)> = std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(move || {
-                let r = guarded("compression", || worker(opts.codec, buf_size, jobs, ready, abort));
+                let r = guarded("compression", || {
+                    worker(opts.codec, buf_size, jobs, ready, abort)
+                });
                 if let Err(e) = r {
                     abort.fail(e);
                     wake_all();
@@ -602,7 +659,7 @@ pub fn write_set(
             });
         }
         let mut handles = Vec::new();
-        for (d, p) in devs.into_iter().zip(plans.into_iter()) {
+        for (d, p) in devs.into_iter().zip(plans) {
             let ctx = WriterCtx {
                 set_header: set_header(p.label.family_number).encode(),
                 leading,
@@ -633,7 +690,9 @@ pub fn write_set(
                 if cancel.load(Ordering::SeqCst) {
                     return Err(Error::Interrupted);
                 }
-                let Some(mut buf) = pool.get(&abort) else { return Ok(seq) };
+                let Some(mut buf) = pool.get(abort) else {
+                    return Ok(seq);
+                };
                 // Buffers come back with their old length: grow (zeroing only the new part) or cut.
                 if buf.len() < mts as usize {
                     buf.resize(mts as usize, 0);
@@ -647,7 +706,7 @@ pub fn write_set(
                 }
                 buf.truncate(n);
                 total += n as u64;
-                if !jobs.push(Job { seq, buf }, &abort) {
+                if !jobs.push(Job { seq, buf }, abort) {
                     return Ok(seq);
                 }
                 seq += 1;
@@ -711,7 +770,9 @@ pub fn write_set(
                     device_bytes += bytes;
                 }
                 Ok(Err(_)) => {}
-                Err(_) => abort.fail(Error::Refused { what: "internal error in a device writer".into() }),
+                Err(_) => abort.fail(Error::Refused {
+                    what: "internal error in a device writer".into(),
+                }),
             }
         }
         match abort.take() {
@@ -753,7 +814,9 @@ fn clone_err(e: &Error) -> Error {
                 None => std::io::Error::new(source.kind(), source.to_string()),
             },
         },
-        other => Error::Refused { what: other.to_string() },
+        other => Error::Refused {
+            what: other.to_string(),
+        },
     }
 }
 
@@ -789,8 +852,9 @@ fn worker(
 ) -> Result<()> {
     let mut compressor = match codec {
         Codec::Zstd(level) => {
-            let mut c = zstd::bulk::Compressor::new(level)
-                .map_err(|e| Error::Refused { what: format!("zstd level {level}: {e}") })?;
+            let mut c = zstd::bulk::Compressor::new(level).map_err(|e| Error::Refused {
+                what: format!("zstd level {level}: {e}"),
+            })?;
             let _ = c.include_checksum(false);
             let _ = c.include_contentsize(true);
             let _ = c.include_dictid(false);
@@ -818,7 +882,14 @@ fn worker(
             Some(k) => {
                 let crc = crc32fast::hash(&scratch[..k]);
                 let out = std::mem::replace(&mut scratch, buf);
-                Ready { buf: out, original_len, codec: BlockCodec::Zstd, stored_len: k as u32, crc, hash }
+                Ready {
+                    buf: out,
+                    original_len,
+                    codec: BlockCodec::Zstd,
+                    stored_len: k as u32,
+                    crc,
+                    hash,
+                }
             }
             None => {
                 let mut crc = crc32fast::Hasher::new();
@@ -866,16 +937,23 @@ fn device_writer(dev: Device, plan: Plan, cx: WriterCtx<'_>) -> Result<(u16, u64
             let w = f.try_clone().map_err(|e| Error::io(&path, "open", e))?;
             let mut w = w;
             use std::io::Seek;
-            w.seek(std::io::SeekFrom::Start(plan.start)).map_err(|e| Error::io(&path, "seek", e))?;
+            w.seek(std::io::SeekFrom::Start(plan.start))
+                .map_err(|e| Error::io(&path, "seek", e))?;
             (Box::new(w), Some(f))
         }
         Target::Stream(p) => {
-            let f = OpenOptions::new().write(true).open(&p).map_err(|e| Error::io(&p, "open", e))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .map_err(|e| Error::io(&p, "open", e))?;
             (Box::new(f), None)
         }
         Target::Stdout => {
             use std::os::fd::AsFd;
-            let fd = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| Error::io("stdout", "open", e))?;
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("stdout", "open", e))?;
             (Box::new(File::from(fd)), None)
         }
     };
@@ -892,7 +970,12 @@ fn device_writer(dev: Device, plan: Plan, cx: WriterCtx<'_>) -> Result<(u16, u64
     out.write_all(cx.leading).map_err(ioerr)?;
     offset += (cx.set_header.len() + cx.leading.len()) as u64;
 
-    let mut mbc = Mbc { set_id: cx.set_id, position: cx.position, family_number: fam, entries: Vec::new() };
+    let mut mbc = Mbc {
+        set_id: cx.set_id,
+        position: cx.position,
+        family_number: fam,
+        entries: Vec::new(),
+    };
     let (mut fam_orig, mut fam_stored) = (0u64, 0u64);
     while let Some((seq, r)) = cx.ready.take(cx.abort) {
         {
@@ -916,7 +999,10 @@ fn device_writer(dev: Device, plan: Plan, cx: WriterCtx<'_>) -> Result<(u16, u64
         .encode();
         match r.codec {
             BlockCodec::Zstd => {
-                let mut v = [IoSlice::new(&header), IoSlice::new(&r.buf[..r.stored_len as usize])];
+                let mut v = [
+                    IoSlice::new(&header),
+                    IoSlice::new(&r.buf[..r.stored_len as usize]),
+                ];
                 write_all_vectored(&mut out, &mut v).map_err(ioerr)?;
             }
             BlockCodec::Raw => {

@@ -57,21 +57,31 @@ fn run(args: Args) -> anyhow::Result<u8> {
     for d in &devs {
         match d.kind {
             Some(MediaKind::Bak) => {}
-            Some(k) => anyhow::bail!("{}: {} is not handled by this build of bak-read yet", d.name, k.describe()),
+            Some(k) => anyhow::bail!(
+                "{}: {} is not handled by this build of bak-read yet",
+                d.name,
+                k.describe()
+            ),
             None => {
                 return Err(bak_core::Error::NotMedia {
                     device: d.name.clone(),
                     found: if d.head.is_empty() {
                         "an empty file".into()
                     } else {
-                        format!("first bytes {}", bak_core::format::hex(&d.head[..d.head.len().min(8)]))
+                        format!(
+                            "first bytes {}",
+                            bak_core::format::hex(&d.head[..d.head.len().min(8)])
+                        )
                     },
                 }
                 .into())
             }
         }
     }
-    let mut opts = ReadOptions { position: args.file, ..Default::default() };
+    let mut opts = ReadOptions {
+        position: args.file,
+        ..Default::default()
+    };
     if let Some(t) = args.threads {
         anyhow::ensure!(t >= 1, "--threads must be at least 1");
         opts.threads = t;
@@ -81,18 +91,31 @@ fn run(args: Args) -> anyhow::Result<u8> {
     }
     let (mut out, out_name): (Box<dyn Write>, String) = match &args.output {
         Some(p) if p.as_os_str() != "-" => (
-            Box::new(File::create(p).with_context(|| format!("{}: cannot create the output", p.display()))?),
+            Box::new(
+                File::create(p)
+                    .with_context(|| format!("{}: cannot create the output", p.display()))?,
+            ),
             p.display().to_string(),
         ),
         _ => {
             use std::os::fd::AsFd;
-            let fd = std::io::stdout().as_fd().try_clone_to_owned().context("stdout")?;
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("stdout")?;
             (Box::new(File::from(fd)), "stdout".to_string())
         }
     };
     let cancel = AtomicBool::new(false);
     let progress = Progress::new("RESTORE", None, args.stats, args.quiet);
-    let r = read_set(devs, &opts, &mut out, &out_name, &|n| progress.update(n), &cancel);
+    let r = read_set(
+        devs,
+        &opts,
+        &mut out,
+        &out_name,
+        &|n| progress.update(n),
+        &cancel,
+    );
     progress.finish();
     let s = r?;
     if !args.quiet {

@@ -94,7 +94,9 @@ fn parse_codec(s: &str) -> anyhow::Result<Codec> {
                 .strip_prefix("zstd:")
                 .and_then(|l| l.parse::<i32>().ok())
                 .filter(|l| (1..=19).contains(l))
-                .with_context(|| format!("--compress {s:?}: use none, zstd or zstd:LEVEL with LEVEL 1 to 19"))?;
+                .with_context(|| {
+                    format!("--compress {s:?}: use none, zstd or zstd:LEVEL with LEVEL 1 to 19")
+                })?;
             Ok(Codec::Zstd(level))
         }
     }
@@ -110,11 +112,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
     if args.json && args.devices.iter().any(|d| d.as_os_str() == "-") {
         anyhow::bail!("--json prints on standard output, which is a device here; drop one of them");
     }
-    let mts = u32::try_from(args.max_transfer_size).ok().filter(|m| {
-        (64 << 10..=4 << 20).contains(m) && m % (64 << 10) == 0
-    });
+    let mts = u32::try_from(args.max_transfer_size)
+        .ok()
+        .filter(|m| (64 << 10..=4 << 20).contains(m) && m % (64 << 10) == 0);
     let Some(mts) = mts else {
-        anyhow::bail!("--max-transfer-size {}: use 64K to 4M in steps of 64K", args.max_transfer_size);
+        anyhow::bail!(
+            "--max-transfer-size {}: use 64K to 4M in steps of 64K",
+            args.max_transfer_size
+        );
     };
     let mut opts = WriteOptions::new(args.devices.clone());
     opts.codec = codec;
@@ -142,15 +147,19 @@ fn run(args: Args) -> anyhow::Result<u8> {
     opts.sync = !args.no_sync;
     opts.expire_us = match (args.retain_days, &args.expire_date) {
         (Some(d), _) => bak_core::write::now_us() + d as i64 * 86_400_000_000,
-        (None, Some(s)) => bak_core::dates::parse_date(s)
-            .with_context(|| format!("--expire-date {s:?}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))?,
+        (None, Some(s)) => bak_core::dates::parse_date(s).with_context(|| {
+            format!("--expire-date {s:?}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+        })?,
         (None, None) => 0,
     };
 
     let (mut input, input_name): (Box<dyn Read>, String) = match &args.input {
         Some(p) if p.as_os_str() != "-" => {
-            let f = File::open(p).with_context(|| format!("{}: cannot open the input", p.display()))?;
-            let meta = f.metadata().with_context(|| format!("{}: cannot stat the input", p.display()))?;
+            let f =
+                File::open(p).with_context(|| format!("{}: cannot open the input", p.display()))?;
+            let meta = f
+                .metadata()
+                .with_context(|| format!("{}: cannot stat the input", p.display()))?;
             anyhow::ensure!(!meta.is_dir(), "{}: the input is a directory", p.display());
             if meta.is_file() {
                 opts.expected_size = Some(meta.len());
@@ -163,20 +172,31 @@ fn run(args: Args) -> anyhow::Result<u8> {
 
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&cancel)).context("cannot install a signal handler")?;
+        signal_hook::flag::register(sig, Arc::clone(&cancel))
+            .context("cannot install a signal handler")?;
     }
     let progress = Progress::new("BACKUP", opts.expected_size, args.stats, args.quiet);
-    let result = write_set(&mut input, &input_name, &opts, &|n| progress.update(n), &cancel);
+    let result = write_set(
+        &mut input,
+        &input_name,
+        &opts,
+        &|n| progress.update(n),
+        &cancel,
+    );
     progress.finish();
     let s = match result {
         Ok(s) => s,
         Err(bak_core::Error::Interrupted) => {
             anyhow::bail!("interrupted: the backup set was left incomplete and will be replaced by the next append")
         }
-        Err(e @ bak_core::Error::Io { op: "write" | "sync", .. }) => {
-            return Err(anyhow::Error::new(e)
-                .context("BACKUP failed; the set being written is incomplete and no device claims it complete"))
-        }
+        Err(
+            e @ bak_core::Error::Io {
+                op: "write" | "sync",
+                ..
+            },
+        ) => return Err(anyhow::Error::new(e).context(
+            "BACKUP failed; the set being written is incomplete and no device claims it complete",
+        )),
         Err(e) => return Err(e.into()),
     };
     let rate = mb_per_s(s.original_bytes, s.seconds);

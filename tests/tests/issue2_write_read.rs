@@ -29,7 +29,11 @@ fn round_trips_every_boundary_size_on_1_2_3_8_devices_compressed_or_not() {
             for codec in ["none", "zstd:3"] {
                 let devs = t.devices(&format!("n{n}s{size}{}", &codec[..4]), n);
                 let input = data(size, (n * 1000 + size) as u64);
-                let w = write(&devs, &["--max-transfer-size", "64K", "--compress", codec], &input);
+                let w = write(
+                    &devs,
+                    &["--max-transfer-size", "64K", "--compress", codec],
+                    &input,
+                );
                 assert_eq!(w.code, 0, "write n={n} size={size} {codec}: {}", w.stderr);
                 let mut shuffled = devs.clone();
                 shuffled.reverse();
@@ -69,21 +73,44 @@ fn every_family_is_a_zstd_stream_and_a_single_device_decodes_with_zstd() {
     let input = data(3 * MTS + 5, 3);
     for codec in ["none", "zstd:1", "zstd:9"] {
         let devs = t.devices(codec, 3);
-        assert_eq!(write(&devs, &["--max-transfer-size", "64K", "--compress", codec], &input).code, 0);
+        assert_eq!(
+            write(
+                &devs,
+                &["--max-transfer-size", "64K", "--compress", codec],
+                &input
+            )
+            .code,
+            0
+        );
         for d in &devs {
-            let st = Command::new("zstd").arg("-t").arg("-q").arg(d).status().unwrap();
+            let st = Command::new("zstd")
+                .arg("-t")
+                .arg("-q")
+                .arg(d)
+                .status()
+                .unwrap();
             assert!(st.success(), "zstd -t fails on {}", d.display());
         }
         let one = t.path(&format!("one-{codec}.bak"));
-        assert_eq!(write(std::slice::from_ref(&one), &["--compress", codec], &input).code, 0);
+        assert_eq!(
+            write(std::slice::from_ref(&one), &["--compress", codec], &input).code,
+            0
+        );
         let o = Command::new("zstd").arg("-dc").arg(&one).output().unwrap();
         assert!(o.status.success());
-        assert!(o.stdout == input, "zstd -dc of a one-device {codec} set differs from the input");
+        assert!(
+            o.stdout == input,
+            "zstd -dc of a one-device {codec} set differs from the input"
+        );
     }
     // The empty input is a valid zstd stream too, decoding to nothing.
     let empty = t.path("empty.bak");
     assert_eq!(write(std::slice::from_ref(&empty), &[], b"").code, 0);
-    let o = Command::new("zstd").arg("-dc").arg(&empty).output().unwrap();
+    let o = Command::new("zstd")
+        .arg("-dc")
+        .arg(&empty)
+        .output()
+        .unwrap();
     assert!(o.status.success() && o.stdout.is_empty());
 }
 
@@ -115,11 +142,19 @@ fn fifos_for_writing_and_reading_at_once() {
         std::io::Read::read_to_end(&mut so, &mut v).unwrap();
         v
     });
-    let w = write(&devs, &["--max-transfer-size", "64K", "--compress", "zstd:1"], &input);
+    let w = write(
+        &devs,
+        &["--max-transfer-size", "64K", "--compress", "zstd:1"],
+        &input,
+    );
     assert_eq!(w.code, 0, "{}", w.stderr);
     let mut out = rd.wait_with_output().unwrap();
     out.stdout = drain.join().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stdout == input);
 }
 
@@ -128,7 +163,10 @@ fn fifos_fed_from_files_and_stdout_device() {
     let t = TempDir::new("fifo2");
     let devs = t.devices("f", 2);
     let input = data(9 * MTS, 5);
-    assert_eq!(write(&devs, &["--max-transfer-size", "64K"], &input).code, 0);
+    assert_eq!(
+        write(&devs, &["--max-transfer-size", "64K"], &input).code,
+        0
+    );
     let fifos = t.devices("p", 2);
     for (f, d) in fifos.iter().zip(&devs) {
         mkfifo(f);
@@ -157,8 +195,14 @@ fn media_set_errors_name_the_family_and_file() {
     let devs = t.devices("a", 3);
     let other = t.devices("b", 3);
     let input = data(10 * MTS, 1);
-    assert_eq!(write(&devs, &["--max-transfer-size", "64K"], &input).code, 0);
-    assert_eq!(write(&other, &["--max-transfer-size", "64K"], &input).code, 0);
+    assert_eq!(
+        write(&devs, &["--max-transfer-size", "64K"], &input).code,
+        0
+    );
+    assert_eq!(
+        write(&other, &["--max-transfer-size", "64K"], &input).code,
+        0
+    );
 
     let r = read(&devs[..2], &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
@@ -170,11 +214,19 @@ fn media_set_errors_name_the_family_and_file() {
 
     let r = read(&[devs[0].clone(), devs[1].clone(), other[2].clone()], &[]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("another media set") && r.stderr.contains("b3.bak"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("another media set") && r.stderr.contains("b3.bak"),
+        "{}",
+        r.stderr
+    );
 
     let r = read(&devs, &["--file", "2"]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("backup set 2 is not on the media"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("backup set 2 is not on the media"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -182,15 +234,30 @@ fn damage_stops_the_restore_with_exit_1_naming_block_and_offset() {
     let t = TempDir::new("dmg");
     let devs = t.devices("d", 2);
     let input = data(20 * MTS, 2);
-    assert_eq!(write(&devs, &["--max-transfer-size", "64K", "--compress", "zstd:1"], &input).code, 0);
+    assert_eq!(
+        write(
+            &devs,
+            &["--max-transfer-size", "64K", "--compress", "zstd:1"],
+            &input
+        )
+        .code,
+        0
+    );
     let mut bytes = std::fs::read(&devs[1]).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x10;
     std::fs::write(&devs[1], &bytes).unwrap();
     let r = read(&devs, &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("d2.bak") && r.stderr.contains("family 2") && r.stderr.contains("offset"), "{}", r.stderr);
-    assert!(r.stdout.len() < input.len() && input.starts_with(&r.stdout), "wrong bytes passed on");
+    assert!(
+        r.stderr.contains("d2.bak") && r.stderr.contains("family 2") && r.stderr.contains("offset"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.len() < input.len() && input.starts_with(&r.stdout),
+        "wrong bytes passed on"
+    );
 
     // Truncated family: the set is incomplete.
     let b = std::fs::read(&devs[0]).unwrap();
@@ -207,7 +274,11 @@ fn refuses_to_overwrite_foreign_data_and_keeps_it() {
     std::fs::write(&f, b"my thesis").unwrap();
     let w = write(std::slice::from_ref(&f), &[], b"data");
     assert_eq!(w.code, 2);
-    assert!(w.stderr.contains("precious.txt") && w.stderr.contains("--format"), "{}", w.stderr);
+    assert!(
+        w.stderr.contains("precious.txt") && w.stderr.contains("--format"),
+        "{}",
+        w.stderr
+    );
     assert_eq!(std::fs::read(&f).unwrap(), b"my thesis");
     // --format is the explicit request.
     let w = write(std::slice::from_ref(&f), &["--format"], b"data");
@@ -230,7 +301,7 @@ fn usage_and_io_errors_exit_2_with_a_named_file() {
         assert_eq!(w.code, 2, "{extra:?}: {}", w.stderr);
         assert!(w.stderr.contains(needle), "{extra:?}: {}", w.stderr);
     }
-    let w = write(&[t.0.clone()], &[], b"x");
+    let w = write(std::slice::from_ref(&t.0), &[], b"x");
     assert_eq!(w.code, 2);
     assert!(w.stderr.contains("is a directory"), "{}", w.stderr);
     let w = write(&[d.clone(), d.clone()], &[], b"x");
@@ -244,7 +315,11 @@ fn usage_and_io_errors_exit_2_with_a_named_file() {
     std::fs::write(&junk, b"hello, not media").unwrap();
     let r = read(std::slice::from_ref(&junk), &[]);
     assert_eq!(r.code, 2);
-    assert!(r.stderr.contains("junk") && r.stderr.contains("not backup media"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("junk") && r.stderr.contains("not backup media"),
+        "{}",
+        r.stderr
+    );
     let r = read(&[t.path("missing.bak")], &[]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("missing.bak"), "{}", r.stderr);
@@ -254,14 +329,25 @@ fn usage_and_io_errors_exit_2_with_a_named_file() {
 fn broken_pipe_on_stdout_ends_bak_read_quietly() {
     let t = TempDir::new("pipe");
     let d = t.path("p.bak");
-    assert_eq!(write(std::slice::from_ref(&d), &[], &data(8 << 20, 4)).code, 0);
+    assert_eq!(
+        write(std::slice::from_ref(&d), &[], &data(8 << 20, 4)).code,
+        0
+    );
     let out = Command::new("bash")
         .arg("-c")
-        .arg(format!("'{}' '{}' | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}", bin("bak-read").display(), d.display()))
+        .arg(format!(
+            "'{}' '{}' | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}",
+            bin("bak-read").display(),
+            d.display()
+        ))
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0");
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "no message on a broken pipe");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "",
+        "no message on a broken pipe"
+    );
 }
 
 #[test]
@@ -278,14 +364,21 @@ fn a_dead_pipe_on_one_device_stops_the_write_naming_it() {
         let mut b = vec![0u8; 10 << 10];
         let _ = r.read_exact(&mut b);
     });
-    let w = write(&[other.clone(), f.clone()], &["--max-transfer-size", "1M"], &data(64 << 20, 9));
+    let w = write(
+        &[other.clone(), f.clone()],
+        &["--max-transfer-size", "1M"],
+        &data(64 << 20, 9),
+    );
     reader.join().unwrap();
     assert_eq!(w.code, 2, "{}", w.stderr);
     assert!(w.stderr.contains("fifo"), "{}", w.stderr);
     // What is on the other device does not claim a complete set: it has no end-of-set record.
     let b = std::fs::read(&other).unwrap();
     let tail = &b[b.len().saturating_sub(96)..];
-    assert!(!tail.windows(4).any(|w| w == b"BKES"), "the surviving family claims a complete set");
+    assert!(
+        !tail.windows(4).any(|w| w == b"BKES"),
+        "the surviving family claims a complete set"
+    );
 }
 
 #[test]
@@ -298,5 +391,10 @@ fn summary_line_and_json() {
     assert_eq!(v["BackupSize"], 3 * MTS as u64);
     assert_eq!(v["FamilyCount"], 1);
     assert_eq!(v["Position"], 1);
-    assert!(out.stderr.starts_with("BACKUP processed 196608 bytes in 1 blocks on 1 family in "), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("BACKUP processed 196608 bytes in 1 blocks on 1 family in "),
+        "{}",
+        out.stderr
+    );
 }
