@@ -17,12 +17,17 @@ pub const EXIT_DAMAGED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// Text for `--help` of every tool.
-pub const EXIT_HELP: &str = "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+pub const EXIT_HELP: &str =
+    "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
 
 /// Run a tool's body: print an error once as `tool: <chain>` on stderr and map it to the exit
 /// code. A broken pipe on the tool's output (stdout, when `quiet_broken_stdout`) ends quietly;
 /// on a backup device it is an error like any other.
-pub fn run(tool: &str, quiet_broken_stdout: bool, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
+pub fn run(
+    tool: &str,
+    quiet_broken_stdout: bool,
+    body: impl FnOnce() -> anyhow::Result<u8>,
+) -> ExitCode {
     match body() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -59,7 +64,9 @@ pub fn exit_code_of(e: &anyhow::Error) -> u8 {
 fn is_broken_stdout(e: &anyhow::Error) -> bool {
     e.chain().any(|c| match c.downcast_ref::<Error>() {
         Some(b @ Error::Io { path, .. }) => b.is_broken_pipe() && path.as_os_str() == "stdout",
-        _ => c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
+        _ => c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
     })
 }
 
@@ -68,7 +75,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 1M, 512K, 65536)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 1M, 512K, 65536)"))?;
     let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -76,7 +85,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use K, M or G)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
 }
 
 /// Bytes in a short human form: `1.5 GiB`.
@@ -134,9 +144,21 @@ impl Progress {
             b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
             b
         });
-        let stats = if quiet { None } else { stats.filter(|&s| s > 0) };
+        let stats = if quiet {
+            None
+        } else {
+            stats.filter(|&s| s > 0)
+        };
         let first = stats.map_or(u64::MAX, |s| step(s, total));
-        Progress { bar, stats, total, next_mark: AtomicU64::new(first), started: Instant::now(), verb, lock: Mutex::new(()) }
+        Progress {
+            bar,
+            stats,
+            total,
+            next_mark: AtomicU64::new(first),
+            started: Instant::now(),
+            verb,
+            lock: Mutex::new(()),
+        }
     }
 
     /// Report the bytes done so far (from any thread).
@@ -152,9 +174,13 @@ impl Progress {
                     return;
                 }
                 let st = step(s, self.total);
-                self.next_mark.store((done / st + 1) * st, Ordering::Relaxed);
+                self.next_mark
+                    .store((done / st + 1) * st, Ordering::Relaxed);
                 let secs = self.started.elapsed().as_secs_f64();
-                let pct = self.total.map(|t| format!(" ({}%)", done.saturating_mul(100) / t)).unwrap_or_default();
+                let pct = self
+                    .total
+                    .map(|t| format!(" ({}%)", done.saturating_mul(100) / t))
+                    .unwrap_or_default();
                 eprintln!(
                     "{} {} bytes{pct} in {:.2} s ({:.1} MB/s)",
                     self.verb,
@@ -215,7 +241,10 @@ pub fn render<T: serde::Serialize>(
         return Ok(());
     }
     let cols: Vec<String> = if columns.is_empty() {
-        values.first().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        values
+            .first()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     } else {
         columns.iter().map(|s| s.to_string()).collect()
     };
@@ -235,20 +264,42 @@ pub fn render<T: serde::Serialize>(
                     s.to_string()
                 }
             };
-            writeln!(out, "{}", cols.iter().map(|c| esc(c)).collect::<Vec<_>>().join(","))?;
+            writeln!(
+                out,
+                "{}",
+                cols.iter().map(|c| esc(c)).collect::<Vec<_>>().join(",")
+            )?;
             for v in &values {
-                writeln!(out, "{}", cols.iter().map(|c| esc(&cell(v, c))).collect::<Vec<_>>().join(","))?;
+                writeln!(
+                    out,
+                    "{}",
+                    cols.iter()
+                        .map(|c| esc(&cell(v, c)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )?;
             }
         }
         _ => {
             let cells: Vec<Vec<String>> = values
                 .iter()
-                .map(|v| cols.iter().map(|c| cell(v, c).replace(['\n', '\r', '\t'], " ")).collect())
+                .map(|v| {
+                    cols.iter()
+                        .map(|c| cell(v, c).replace(['\n', '\r', '\t'], " "))
+                        .collect()
+                })
                 .collect();
             let widths: Vec<usize> = cols
                 .iter()
                 .enumerate()
-                .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.chars().count()]).max().unwrap_or(0))
+                .map(|(i, c)| {
+                    cells
+                        .iter()
+                        .map(|r| r[i].chars().count())
+                        .chain([c.chars().count()])
+                        .max()
+                        .unwrap_or(0)
+                })
                 .collect();
             let line = |r: &[String]| {
                 let mut s = String::new();
@@ -298,16 +349,34 @@ mod tests {
 
     #[test]
     fn renders_three_ways() {
-        let rows = vec![R { name: "a,b".into(), size: Some(10) }, R { name: "long name".into(), size: None }];
+        let rows = vec![
+            R {
+                name: "a,b".into(),
+                size: Some(10),
+            },
+            R {
+                name: "long name".into(),
+                size: None,
+            },
+        ];
         let mut t = Vec::new();
         render(&mut t, &rows, &["Name", "Size"], Format::Table).unwrap();
-        assert_eq!(String::from_utf8(t).unwrap(), "Name       Size\na,b        10\nlong name  \n");
+        assert_eq!(
+            String::from_utf8(t).unwrap(),
+            "Name       Size\na,b        10\nlong name  \n"
+        );
         let mut c = Vec::new();
         render(&mut c, &rows, &["Name", "Size"], Format::Csv).unwrap();
-        assert_eq!(String::from_utf8(c).unwrap(), "Name,Size\n\"a,b\",10\nlong name,\n");
+        assert_eq!(
+            String::from_utf8(c).unwrap(),
+            "Name,Size\n\"a,b\",10\nlong name,\n"
+        );
         let mut j = Vec::new();
         render(&mut j, &rows, &[], Format::Json).unwrap();
-        assert_eq!(String::from_utf8(j).unwrap(), "{\"Name\":\"a,b\",\"Size\":10}\n{\"Name\":\"long name\",\"Size\":null}\n");
+        assert_eq!(
+            String::from_utf8(j).unwrap(),
+            "{\"Name\":\"a,b\",\"Size\":10}\n{\"Name\":\"long name\",\"Size\":null}\n"
+        );
     }
 
     #[test]

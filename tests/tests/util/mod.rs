@@ -11,7 +11,11 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let p = dir.join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace` first (the README's test command does)", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` first (the README's test command does)",
+        p.display()
+    );
     p
 }
 
@@ -31,7 +35,9 @@ impl TempDir {
         self.0.join(name)
     }
     pub fn devices(&self, prefix: &str, n: usize) -> Vec<PathBuf> {
-        (1..=n).map(|i| self.path(&format!("{prefix}{i}.bak"))).collect()
+        (1..=n)
+            .map(|i| self.path(&format!("{prefix}{i}.bak")))
+            .collect()
     }
 }
 
@@ -71,11 +77,20 @@ pub fn run(tool: &str, args: &[&std::ffi::OsStr], stdin: &[u8]) -> Output {
         v
     });
     let mut se = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut se).expect("stderr");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut se)
+        .expect("stderr");
     let status = child.wait().expect("wait");
     let _ = feeder.join();
     let stdout = reader.join().expect("reader");
-    Output { code: status.code().unwrap_or(-1), stdout, stderr: se }
+    Output {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr: se,
+    }
 }
 
 /// Convenience: arguments from strings and paths.
@@ -146,5 +161,10 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
 
 /// True when an external program is on PATH.
 pub fn have(prog: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {prog}")).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
