@@ -5,6 +5,7 @@
 //! by a CRC and bounded by the bytes that remain before anything is allocated.
 #![deny(missing_docs)]
 
+pub mod catalog;
 pub mod dates;
 pub mod error;
 pub mod format;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod mtf;
 pub mod pipeline;
 pub mod read;
+pub mod verify;
 pub mod write;
 pub mod xpress;
 

@@ -46,6 +46,23 @@ impl std::fmt::Debug for Opened {
     }
 }
 
+impl Opened {
+    /// The first bytes and the rest of a stream device (a file is opened again from its start).
+    pub fn into_stream(self) -> (Vec<u8>, Box<dyn Read + Send>) {
+        match (self.stream, self.file) {
+            (Some(s), _) => (self.head, s),
+            (None, Some(f)) => {
+                use std::io::{Seek, SeekFrom};
+                let mut f = f;
+                let n = self.head.len() as u64;
+                let _ = f.seek(SeekFrom::Start(n));
+                (self.head, Box::new(f))
+            }
+            (None, None) => (self.head, Box::new(std::io::empty())),
+        }
+    }
+}
+
 /// Tell the format from the first bytes.
 pub fn sniff(head: &[u8]) -> Option<MediaKind> {
     if head.len() >= 12 && head[..4] == SKIPPABLE_MAGIC.to_le_bytes() && head[8..12] == *b"BKMH" {

@@ -1,1 +1,166 @@
-fn main() {}
+//! bak-header: what backup media hold (RESTORE LABELONLY, HEADERONLY, FILELISTONLY), for bak
+//! media and SQL Server backups alike.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use bak_cli::{open_media, render, Format, Media, EXIT_OK};
+use bak_core::model::FileRow;
+use clap::Parser;
+
+const EXAMPLES: &str = "Examples:
+  bak-header /mnt/a/db.bak /mnt/b/db.bak          # one row per backup set (HEADERONLY)
+  bak-header --labelonly /mnt/a/db.bak            # the media label of each device
+  bak-header --filelist AdventureWorks.bak        # database files of a SQL Server backup
+  bak-header --json nightly.bak | jq .BackupSize  # for CI: one JSON object per line
+
+On files only the headers, trailing records and back pointers are read; pipes are streamed.
+JSON keys are SQL Server's column names; docs/OUTPUT.md lists them.
+
+Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+
+/// Print what backup media hold.
+#[derive(Parser, Debug)]
+#[command(name = "bak-header", version, about, after_help = EXAMPLES)]
+struct Args {
+    /// Backup devices (bak media or SQL Server .bak files).
+    #[arg(required = true, value_name = "DEVICE")]
+    devices: Vec<PathBuf>,
+    /// Print the media label of each device (LABELONLY).
+    #[arg(long, conflicts_with = "filelist")]
+    labelonly: bool,
+    /// Print the database files of each backup set (FILELISTONLY; SQL Server backups).
+    #[arg(long)]
+    filelist: bool,
+    /// Only this backup set (with --filelist).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    file: Option<u32>,
+    /// One JSON object per line, every key.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV with a header line.
+    #[arg(long)]
+    csv: bool,
+    /// Every column in the table, not only the key ones.
+    #[arg(long)]
+    all_columns: bool,
+}
+
+const LABEL_COLUMNS: &[&str] = &[
+    "Device",
+    "MediaFormat",
+    "MediaName",
+    "MediaSetId",
+    "FamilyCount",
+    "FamilySequenceNumber",
+    "BackupSetCount",
+    "MediaDate",
+    "SoftwareName",
+];
+const SET_COLUMNS: &[&str] = &[
+    "Position",
+    "BackupName",
+    "BackupTypeDescription",
+    "DatabaseName",
+    "BackupStartDate",
+    "Compression",
+    "BackupSize",
+    "CompressedBackupSize",
+    "FamilyCount",
+    "IsComplete",
+];
+const FILE_COLUMNS: &[&str] = &[
+    "Position",
+    "LogicalName",
+    "PhysicalName",
+    "Type",
+    "FileGroupName",
+    "Size",
+];
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    bak_cli::run("bak-header", true, || run(args))
+}
+
+fn run(args: Args) -> anyhow::Result<u8> {
+    let format = if args.json {
+        Format::Json
+    } else if args.csv {
+        Format::Csv
+    } else {
+        Format::Table
+    };
+    let cols = |key: &'static [&'static str]| -> &'static [&'static str] {
+        if args.all_columns || format != Format::Table {
+            &[]
+        } else {
+            key
+        }
+    };
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    match open_media(&args.devices)? {
+        Media::Bak(devs) => {
+            let n = devs.len();
+            let cats = bak_core::catalog::catalog_all(devs)?;
+            if args.labelonly {
+                let rows: Vec<_> = cats.iter().map(bak_core::catalog::label_row).collect();
+                render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
+                if format == Format::Table {
+                    if let Some(c) = cats.first() {
+                        let fams: Vec<String> =
+                            (1..=c.media.family_count).map(|f| f.to_string()).collect();
+                        writeln!(
+                            out,
+                            "The media set has {} famil{} (numbers {}); {} device{} given.",
+                            c.media.family_count,
+                            if c.media.family_count == 1 {
+                                "y"
+                            } else {
+                                "ies"
+                            },
+                            fams.join(", "),
+                            n,
+                            if n == 1 { "" } else { "s" }
+                        )?;
+                    }
+                }
+            } else if args.filelist {
+                // A bak backup set holds one stream; it has no database file list.
+                let rows: Vec<FileRow> = Vec::new();
+                render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
+            } else {
+                check_set_given(&cats);
+                let rows = bak_core::catalog::set_rows(&cats);
+                render(&mut out, &rows, cols(SET_COLUMNS), format)?;
+            }
+        }
+        Media::Mtf(devs) => {
+            if args.labelonly {
+                let rows: Vec<_> = devs.iter().map(|d| d.label()).collect();
+                render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
+            } else if args.filelist {
+                let rows = bak_core::mtf::file_list(&devs, args.file)?;
+                render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
+            } else {
+                let rows = bak_core::mtf::header_only(&devs)?;
+                render(&mut out, &rows, cols(SET_COLUMNS), format)?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn check_set_given(cats: &[bak_core::catalog::FamilyCatalog]) {
+    if let Some(c) = cats.first() {
+        if (c.media.family_count as usize) != cats.len() {
+            eprintln!(
+                "bak-header: note: {} of {} families given; IsComplete is false until every family is given",
+                cats.len(),
+                c.media.family_count
+            );
+        }
+    }
+}

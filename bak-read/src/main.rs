@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use bak_cli::{mb_per_s, Progress, EXIT_OK};
-use bak_core::model::MediaKind;
-use bak_core::read::{open_all, read_set, ReadOptions};
+use bak_cli::{open_media, Media};
+use bak_core::read::{read_set, ReadOptions};
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -45,6 +45,82 @@ struct Args {
     /// No progress output and no summary.
     #[arg(short, long)]
     quiet: bool,
+    /// SQL Server backups: which stream to write, the database pages (data) or the log.
+    #[arg(long, value_name = "STREAM", default_value = "data", value_parser = ["data", "log"])]
+    stream: String,
+    /// SQL Server backups: list the streams of the set with offsets and sizes, write nothing else.
+    #[arg(long)]
+    list_streams: bool,
+    /// SQL Server backups: write the (decompressed) Microsoft Tape Format stream itself.
+    #[arg(long)]
+    mtf: bool,
+}
+
+fn output(args: &Args) -> anyhow::Result<(Box<dyn Write>, String)> {
+    Ok(match &args.output {
+        Some(p) if p.as_os_str() != "-" => (
+            Box::new(
+                File::create(p)
+                    .with_context(|| format!("{}: cannot create the output", p.display()))?,
+            ),
+            p.display().to_string(),
+        ),
+        _ => {
+            use std::os::fd::AsFd;
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("stdout")?;
+            (Box::new(File::from(fd)), "stdout".to_string())
+        }
+    })
+}
+
+/// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
+fn run_mtf(args: &Args, devs: &[bak_core::mtf::MtfDevice]) -> anyhow::Result<u8> {
+    use bak_core::mtf;
+    if args.list_streams {
+        let rows = mtf::list_streams(devs, args.file)?;
+        let mut out = std::io::stdout().lock();
+        bak_cli::render(&mut out, &rows, &[], bak_cli::Format::Table)?;
+        return Ok(EXIT_OK);
+    }
+    let (mut out, name) = output(args)?;
+    let started = std::time::Instant::now();
+    let n = if args.mtf {
+        anyhow::ensure!(
+            devs.len() == 1,
+            "--mtf writes the MTF stream of one file; give one device"
+        );
+        mtf::write_mtf(&devs[0], &mut out)
+    } else {
+        let kind = if args.stream == "log" {
+            mtf::StreamKind::Log
+        } else {
+            mtf::StreamKind::Data
+        };
+        mtf::read_stream(devs, args.file, kind, &mut out)
+    }
+    .map_err(|e| match e {
+        bak_core::Error::Io { path, op, source } if path.as_os_str().is_empty() => {
+            bak_core::Error::Io {
+                path: name.clone().into(),
+                op,
+                source,
+            }
+        }
+        e => e,
+    })?;
+    out.flush()
+        .map_err(|e| bak_core::Error::io(&name, "write", e))?;
+    if !args.quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "RESTORE processed {n} bytes in {secs:.2} s ({:.1} MB/s)",
+            mb_per_s(n, secs)
+        );
+    }
+    Ok(EXIT_OK)
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,31 +129,16 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
-    let devs = open_all(&args.devices)?;
-    for d in &devs {
-        match d.kind {
-            Some(MediaKind::Bak) => {}
-            Some(k) => anyhow::bail!(
-                "{}: {} is not handled by this build of bak-read yet",
-                d.name,
-                k.describe()
-            ),
-            None => {
-                return Err(bak_core::Error::NotMedia {
-                    device: d.name.clone(),
-                    found: if d.head.is_empty() {
-                        "an empty file".into()
-                    } else {
-                        format!(
-                            "first bytes {}",
-                            bak_core::format::hex(&d.head[..d.head.len().min(8)])
-                        )
-                    },
-                }
-                .into())
-            }
+    let devs = match open_media(&args.devices)? {
+        Media::Bak(devs) => {
+            anyhow::ensure!(
+                !args.list_streams && !args.mtf && args.stream == "data",
+                "--stream, --list-streams and --mtf are for SQL Server backups; bak media hold one stream"
+            );
+            devs
         }
-    }
+        Media::Mtf(devs) => return run_mtf(&args, &devs),
+    };
     let mut opts = ReadOptions {
         position: args.file,
         ..Default::default()

@@ -1,0 +1,224 @@
+//! What bak media hold, as LABELONLY and HEADERONLY rows: from the tail of seekable files
+//! (reads only the label, set map, end-of-set chain, set headers and trailing configs), or by
+//! streaming through a pipe front to back.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::dates::format_us;
+use crate::error::{Error, Location, Result};
+use crate::format::*;
+use crate::media::{scan_family, RecordReader};
+use crate::model::{LabelRow, MediaKind, SetRow};
+use crate::read::Opened;
+
+/// One set as seen on one family.
+#[derive(Debug, Clone)]
+pub struct SetSeen {
+    /// Its header.
+    pub header: SetHeader,
+    /// Its trailing config, when the set is complete on this family.
+    pub trailing: Option<TrailingConfig>,
+}
+
+/// What one family holds.
+#[derive(Debug, Clone)]
+pub struct FamilyCatalog {
+    /// Device name.
+    pub name: String,
+    /// Label.
+    pub media: MediaHeader,
+    /// Sets by position (complete ones have a trailing config).
+    pub sets: Vec<SetSeen>,
+}
+
+/// Catalog one bak device: from its tail when it is a file, by streaming otherwise.
+pub fn catalog_device(d: Opened) -> Result<FamilyCatalog> {
+    let media = d.label.clone().ok_or_else(|| Error::NotMedia {
+        device: d.name.clone(),
+        found: "not bak media".into(),
+    })?;
+    if let Some(f) = &d.file {
+        let scan = scan_family(f, &d.path)?;
+        let mut sets: Vec<SetSeen> = scan
+            .sets
+            .into_iter()
+            .map(|s| SetSeen {
+                header: s.header,
+                trailing: Some(s.trailing),
+            })
+            .collect();
+        if let Some(h) = scan.interrupted.and_then(|i| i.header) {
+            sets.push(SetSeen {
+                header: h,
+                trailing: None,
+            });
+        }
+        return Ok(FamilyCatalog {
+            name: d.name,
+            media,
+            sets,
+        });
+    }
+    let name = d.name.clone();
+    let at = Location::device(name.clone()).family(media.family_number as u32);
+    let (head, stream) = d.into_stream();
+    let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(stream));
+    let mut r = RecordReader::new(rest, 0, at.clone());
+    r.skip(FIRST_SET_OFFSET, "set map")?;
+    let mut sets: Vec<SetSeen> = Vec::new();
+    let mut mts = MAX_TRANSFER;
+    loop {
+        let start = r.offset;
+        let rec = match r.next_record() {
+            Ok(Some(rec)) => rec,
+            Ok(None) => break,
+            // An interrupted set at the end of a stream: what came before is still listed.
+            Err(Error::Truncated { .. }) => break,
+            Err(e) => return Err(e),
+        };
+        let here = at.clone().at(start);
+        match rec.kind {
+            RecordType::SetHeader => {
+                let h = SetHeader::parse_body(&rec.body, &here)?;
+                mts = h.max_transfer;
+                sets.push(SetSeen {
+                    header: h,
+                    trailing: None,
+                });
+            }
+            RecordType::BlockHeader => {
+                let b = BlockHeader::parse_body(&rec.body, &here)?;
+                b.check_lengths(mts, &here)?;
+                match r.skip(b.stored_len as u64, "block payload") {
+                    Ok(()) => {}
+                    Err(Error::Truncated { .. }) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            RecordType::TrailingConfig => {
+                let t = TrailingConfig::parse_body(&rec.body, &here)?;
+                if let Some(s) = sets.last_mut() {
+                    if s.header.set_id == t.set_id {
+                        s.trailing = Some(t);
+                    }
+                }
+            }
+            RecordType::EndOfSet => {}
+            _ => {}
+        }
+    }
+    // A trailing config without its end-of-set record does not make a set complete; the
+    // streaming walk is forgiving here because verification is the place for such doubts.
+    Ok(FamilyCatalog { name, media, sets })
+}
+
+/// Catalog several devices in parallel (FIFOs may be fed in any order).
+pub fn catalog_all(devs: Vec<Opened>) -> Result<Vec<FamilyCatalog>> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = devs
+            .into_iter()
+            .map(|d| s.spawn(move || catalog_device(d)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Refused {
+                        what: "internal error reading a device".into(),
+                    })
+                })
+            })
+            .collect()
+    })
+}
+
+fn opt(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// The LABELONLY row of one family.
+pub fn label_row(c: &FamilyCatalog) -> LabelRow {
+    let m = &c.media;
+    let now = crate::write::now_us();
+    let latest = c.sets.iter().map(|s| s.header.expire_us).max().unwrap_or(0);
+    LabelRow {
+        device: c.name.clone(),
+        media_format: Some(MediaKind::Bak),
+        format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+        media_name: opt(&m.media_name),
+        media_description: opt(&m.media_description),
+        media_set_id: Some(guid_string(&m.media_set_id)),
+        media_family_id: Some(guid_string(&m.family_id)),
+        family_count: Some(m.family_count as u32),
+        family_sequence_number: Some(m.family_number as u32),
+        media_sequence_number: Some(m.media_sequence as u32),
+        software_name: Some(format!("{} {}", m.software_name, m.software_version)),
+        software_vendor_id: None,
+        media_date: Some(format_us(m.created_us)),
+        logical_block_size: None,
+        backup_set_count: Some(c.sets.len() as u32),
+        media_password_protected: None,
+        is_compressed: Some(false),
+        expiration_date: (latest > 0).then(|| format_us(latest)),
+        expired: Some(latest <= now),
+    }
+}
+
+/// HEADERONLY rows: one per set position, merged over the families given. A set is complete
+/// when its trailing config and end-of-set are on every family given and every family is given.
+pub fn set_rows(cats: &[FamilyCatalog]) -> Vec<SetRow> {
+    let all_given = cats
+        .first()
+        .is_some_and(|c| c.media.family_count as usize == cats.len());
+    let mut by_pos: BTreeMap<u32, Vec<&SetSeen>> = BTreeMap::new();
+    for c in cats {
+        for s in &c.sets {
+            by_pos.entry(s.header.position).or_default().push(s);
+        }
+    }
+    by_pos
+        .into_iter()
+        .map(|(pos, seen)| {
+            let h = &seen[0].header;
+            let t = seen.iter().find_map(|s| s.trailing.as_ref());
+            let complete = all_given
+                && seen.len() == cats.len()
+                && seen
+                    .iter()
+                    .all(|s| s.trailing.is_some() && s.header.set_id == h.set_id);
+            SetRow {
+                position: pos,
+                backup_name: opt(&h.name),
+                backup_description: opt(&h.description),
+                backup_set_guid: Some(guid_string(&h.set_id)),
+                backup_type: None,
+                backup_type_description: Some("Stream".into()),
+                user_name: opt(&h.user),
+                machine_name: opt(&h.host),
+                server_name: None,
+                database_name: None,
+                device_name: None,
+                volume_name: None,
+                backup_start_date: Some(format_us(h.start_us)),
+                backup_finish_date: t.map(|t| format_us(t.finish_us)),
+                expiration_date: (h.expire_us > 0).then(|| format_us(h.expire_us)),
+                compressed: !matches!(h.codec, Codec::None),
+                compression: Some(h.codec.to_string()),
+                encrypted: Some(false),
+                backup_size: t.map(|t| t.total_original),
+                compressed_backup_size: t.map(|t| t.total_stored),
+                family_count: Some(h.family_count as u32),
+                block_count: t.map(|t| t.total_blocks),
+                max_transfer_size: Some(h.max_transfer),
+                has_backup_checksums: Some(true),
+                is_complete: complete,
+                software_name: Some(h.software_name.clone()),
+                software_version: Some(h.software_version.clone()),
+                software_version_major: None,
+                software_product: None,
+                digest: t.map(|t| hex(&t.digest)),
+                source_label: opt(&h.source),
+            }
+        })
+        .collect()
+}
