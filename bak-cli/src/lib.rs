@@ -323,6 +323,59 @@ pub fn render<T: serde::Serialize>(
     Ok(())
 }
 
+/// The devices given to a reading tool, recognised from their first bytes.
+pub enum Media {
+    /// bak media.
+    Bak(Vec<bak_core::read::Opened>),
+    /// SQL Server backups (MTF, compressed or not).
+    Mtf(Vec<bak_core::mtf::MtfDevice>),
+}
+
+/// Open the devices, tell their format, and refuse foreign files or a mix of formats.
+pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
+    use bak_core::model::MediaKind;
+    let opened = bak_core::read::open_all(paths)?;
+    let mut kinds = Vec::new();
+    for d in &opened {
+        match d.kind {
+            Some(k) => kinds.push(k),
+            None => {
+                return Err(Error::NotMedia {
+                    device: d.name.clone(),
+                    found: if d.head.is_empty() {
+                        "an empty file".into()
+                    } else {
+                        format!(
+                            "first bytes {}",
+                            bak_core::format::hex(&d.head[..d.head.len().min(8)])
+                        )
+                    },
+                }
+                .into())
+            }
+        }
+    }
+    if kinds.iter().all(|k| *k == MediaKind::Bak) {
+        return Ok(Media::Bak(opened));
+    }
+    if let Some(i) = kinds.iter().position(|k| *k == MediaKind::Bak) {
+        anyhow::bail!(
+            "{} is bak media but other devices are SQL Server backups; give devices of one media set",
+            opened[i].name
+        );
+    }
+    let mut devs = Vec::new();
+    for d in opened {
+        anyhow::ensure!(
+            d.file.is_some(),
+            "{}: SQL Server backups are read from files, not pipes; save it to a file first",
+            d.name
+        );
+        devs.push(bak_core::mtf::MtfDevice::open(&d.path)?);
+    }
+    Ok(Media::Mtf(devs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,57 +439,4 @@ mod tests {
         let io = anyhow::Error::new(Error::io("x", "read", std::io::ErrorKind::NotFound.into()));
         assert_eq!(exit_code_of(&io), EXIT_USAGE);
     }
-}
-
-/// The devices given to a reading tool, recognised from their first bytes.
-pub enum Media {
-    /// bak media.
-    Bak(Vec<bak_core::read::Opened>),
-    /// SQL Server backups (MTF, compressed or not).
-    Mtf(Vec<bak_core::mtf::MtfDevice>),
-}
-
-/// Open the devices, tell their format, and refuse foreign files or a mix of formats.
-pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
-    use bak_core::model::MediaKind;
-    let opened = bak_core::read::open_all(paths)?;
-    let mut kinds = Vec::new();
-    for d in &opened {
-        match d.kind {
-            Some(k) => kinds.push(k),
-            None => {
-                return Err(Error::NotMedia {
-                    device: d.name.clone(),
-                    found: if d.head.is_empty() {
-                        "an empty file".into()
-                    } else {
-                        format!(
-                            "first bytes {}",
-                            bak_core::format::hex(&d.head[..d.head.len().min(8)])
-                        )
-                    },
-                }
-                .into())
-            }
-        }
-    }
-    if kinds.iter().all(|k| *k == MediaKind::Bak) {
-        return Ok(Media::Bak(opened));
-    }
-    if let Some(i) = kinds.iter().position(|k| *k == MediaKind::Bak) {
-        anyhow::bail!(
-            "{} is bak media but other devices are SQL Server backups; give devices of one media set",
-            opened[i].name
-        );
-    }
-    let mut devs = Vec::new();
-    for d in opened {
-        anyhow::ensure!(
-            d.file.is_some(),
-            "{}: SQL Server backups are read from files, not pipes; save it to a file first",
-            d.name
-        );
-        devs.push(bak_core::mtf::MtfDevice::open(&d.path)?);
-    }
-    Ok(Media::Mtf(devs))
 }
