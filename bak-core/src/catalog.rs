@@ -40,6 +40,9 @@ pub fn catalog_device(d: Opened) -> Result<FamilyCatalog> {
     })?;
     if let Some(f) = &d.file {
         let scan = scan_family(f, &d.path)?;
+        if let Some(e) = scan.broken {
+            return Err(e);
+        }
         let mut sets: Vec<SetSeen> = scan
             .sets
             .into_iter()

@@ -99,7 +99,7 @@ pub struct InterruptedSet {
 }
 
 /// What one seekable family file holds, found without reading the data.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FamilyScan {
     /// The path.
     pub path: PathBuf,
@@ -115,6 +115,20 @@ pub struct FamilyScan {
     pub file_len: u64,
     /// The set after the complete ones, if one was started and not finished.
     pub interrupted: Option<InterruptedSet>,
+    /// Why the walk back through the end-of-set chain stopped before set 1, if it did: the
+    /// sets before `sets[0]` are damaged.
+    pub broken: Option<Error>,
+}
+
+impl FamilyScan {
+    /// The complete set at a position, if the scan found it.
+    pub fn set(&self, position: u32) -> Option<&SetOnFamily> {
+        self.sets.iter().find(|s| s.header.position == position)
+    }
+    /// Position of the set after the last complete one.
+    pub fn next_position(&self) -> u32 {
+        self.sets.last().map_or(1, |s| s.header.position + 1)
+    }
 }
 
 /// Read the label of a family: the first 4096 bytes. `Ok(None)` when the file is not bak media
@@ -255,54 +269,64 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
         }
     }
 
+    // Walk back through the chain. Damage in an earlier set's records ends the walk there: the
+    // sets after it are still found (and restorable); the earlier ones are reported as lost.
     let mut sets = Vec::new();
     let mut cursor = last;
+    let mut broken = None;
     while let Some(e) = cursor {
-        let sh = read_record_at(
-            file,
-            e.set_header_offset,
-            file_len,
-            RecordType::SetHeader,
-            &at,
-        )?;
-        let header = SetHeader::parse_body(&sh, &at.clone().at(e.set_header_offset))?;
-        let tc = read_record_at(
-            file,
-            e.trailing_offset,
-            file_len,
-            RecordType::TrailingConfig,
-            &at,
-        )?;
-        let trailing = TrailingConfig::parse_body(&tc, &at.clone().at(e.trailing_offset))?;
-        if header.set_id != e.set_id || trailing.set_id != e.set_id {
-            return Err(Error::corrupt(
-                at.clone().at(e.self_offset),
-                "end-of-set record points at records of another backup set",
-            ));
+        let step = (|| -> Result<(SetOnFamily, Option<u64>)> {
+            let sh = read_record_at(file, e.set_header_offset, file_len, RecordType::SetHeader, &at)?;
+            let header = SetHeader::parse_body(&sh, &at.clone().at(e.set_header_offset))?;
+            let tc = read_record_at(file, e.trailing_offset, file_len, RecordType::TrailingConfig, &at)?;
+            let trailing = TrailingConfig::parse_body(&tc, &at.clone().at(e.trailing_offset))?;
+            if header.set_id != e.set_id || trailing.set_id != e.set_id || header.position != e.position {
+                return Err(Error::corrupt(
+                    at.clone().at(e.self_offset),
+                    "end-of-set record points at records of another backup set",
+                ));
+            }
+            let prev = (e.prev_eset_offset != 0).then_some(e.prev_eset_offset);
+            Ok((SetOnFamily { header, trailing, eset: e }, prev))
+        })();
+        match step {
+            Ok((s, prev)) => {
+                sets.push(s);
+                cursor = match prev {
+                    None => None,
+                    Some(p) => match eset_at(file, p, file_len, &media, &at) {
+                        Ok(pe) if pe.position + 1 == e.position => Some(pe),
+                        Ok(_) => {
+                            broken = Some(Error::corrupt(at.clone().at(p), "end-of-set chain skips a position"));
+                            None
+                        }
+                        Err(err) => {
+                            broken = Some(err);
+                            None
+                        }
+                    },
+                };
+            }
+            Err(err) => {
+                broken = Some(err);
+                cursor = None;
+            }
         }
-        cursor = if e.prev_eset_offset == 0 {
-            None
-        } else {
-            Some(eset_at(file, e.prev_eset_offset, file_len, &media, &at)?)
-        };
-        sets.push(SetOnFamily {
-            header,
-            trailing,
-            eset: e,
-        });
         if sets.len() > u32::MAX as usize {
             break;
         }
     }
     sets.reverse();
-    for (i, s) in sets.iter().enumerate() {
-        if s.header.position as usize != i + 1 {
-            return Err(Error::mismatch(
-                at.clone().at(s.eset.set_header_offset),
-                "backup set positions are not consecutive",
-                i + 1,
-                s.header.position,
-            ));
+    if broken.is_none() {
+        if let Some(first) = sets.first() {
+            if first.header.position != 1 {
+                broken = Some(Error::mismatch(
+                    at.clone().at(first.eset.set_header_offset),
+                    "the first backup set in the end-of-set chain is not set 1",
+                    1,
+                    first.header.position,
+                ));
+            }
         }
     }
     let end_offset = sets.last().map_or(FIRST_SET_OFFSET, |s| {
@@ -325,6 +349,7 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
         end_offset,
         file_len,
         interrupted,
+        broken,
     })
 }
 

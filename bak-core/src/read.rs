@@ -278,11 +278,21 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
         let at = Location::device(d.name.clone()).family(label.family_number as u32);
         if let Some(f) = d.file {
             let scan = scan_family(&f, &d.path)?;
-            let count = scan.sets.len() as u32 + scan.interrupted.is_some() as u32;
-            let offset = if let Some(s) = scan.sets.get(position as usize - 1) {
+            let count = scan.next_position() - 1 + scan.interrupted.is_some() as u32;
+            let offset = if let Some(s) = scan.set(position) {
                 s.eset.set_header_offset
-            } else if position as usize == scan.sets.len() + 1 && scan.interrupted.is_some() {
+            } else if position == scan.next_position() && scan.interrupted.is_some() {
                 scan.end_offset
+            } else if let (Some(e), Some(first)) = (&scan.broken, scan.sets.first()) {
+                if position < first.header.position {
+                    return Err(Error::corrupt(
+                        Location::device(d.name.clone()).family(label.family_number as u32).set(position),
+                        format!("backup set {position} cannot be found: {e}"),
+                    ));
+                }
+                return Err(Error::NoSuchSet { position, count });
+            } else if let Some(e) = scan.broken {
+                return Err(e);
             } else {
                 return Err(Error::NoSuchSet { position, count });
             };

@@ -382,6 +382,19 @@ fn plan(opts: &WriteOptions, devs: &[Device]) -> Result<(Vec<Plan>, u32, bool)> 
         });
     }
     let scans: Vec<&FamilyScan> = scans.into_iter().flatten().collect();
+    for (d, s) in devs.iter().zip(&scans) {
+        if let Some(e) = &s.broken {
+            if opts.mode == InitMode::Append {
+                return Err(Error::Refused {
+                    what: format!(
+                        "{}: earlier backup sets are damaged ({e}); refusing to append. \
+                         bak-verify shows the damage; --init or --format starts over",
+                        d.name
+                    ),
+                });
+            }
+        }
+    }
     let first = &scans[0].media;
     for (d, s) in devs.iter().zip(&scans) {
         if s.media.media_set_id != first.media_set_id {

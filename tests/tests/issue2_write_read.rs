@@ -243,7 +243,8 @@ fn damage_stops_the_restore_with_exit_1_naming_block_and_offset() {
         .code,
         0
     );
-    let mut bytes = std::fs::read(&devs[1]).unwrap();
+    let original = std::fs::read(&devs[1]).unwrap();
+    let mut bytes = original.clone();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x10;
     std::fs::write(&devs[1], &bytes).unwrap();
@@ -260,6 +261,7 @@ fn damage_stops_the_restore_with_exit_1_naming_block_and_offset() {
     );
 
     // Truncated family: the set is incomplete.
+    std::fs::write(&devs[1], &original).unwrap();
     let b = std::fs::read(&devs[0]).unwrap();
     std::fs::write(&devs[0], &b[..b.len() - 300]).unwrap();
     let r = read(&devs, &[]);
