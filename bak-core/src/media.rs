@@ -137,7 +137,7 @@ pub fn read_label(file: &File, path: &Path) -> Result<Option<MediaHeader>> {
     let at = Location::device(path.display().to_string()).at(0);
     let mut buf = vec![0u8; MEDIA_HEADER_SPAN as usize];
     let n = read_up_to(file, &mut buf, 0).map_err(|e| Error::io(path, "read", e))?;
-    if n < 12 || buf[..4] != SKIPPABLE_MAGIC.to_le_bytes() || buf[8..12] != *b"BKMH" {
+    if n < 12 || crate::read::sniff(&buf[..n]) != Some(crate::model::MediaKind::Bak) {
         return Ok(None);
     }
     if n < buf.len() {
@@ -276,18 +276,40 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
     let mut broken = None;
     while let Some(e) = cursor {
         let step = (|| -> Result<(SetOnFamily, Option<u64>)> {
-            let sh = read_record_at(file, e.set_header_offset, file_len, RecordType::SetHeader, &at)?;
+            let sh = read_record_at(
+                file,
+                e.set_header_offset,
+                file_len,
+                RecordType::SetHeader,
+                &at,
+            )?;
             let header = SetHeader::parse_body(&sh, &at.clone().at(e.set_header_offset))?;
-            let tc = read_record_at(file, e.trailing_offset, file_len, RecordType::TrailingConfig, &at)?;
+            let tc = read_record_at(
+                file,
+                e.trailing_offset,
+                file_len,
+                RecordType::TrailingConfig,
+                &at,
+            )?;
             let trailing = TrailingConfig::parse_body(&tc, &at.clone().at(e.trailing_offset))?;
-            if header.set_id != e.set_id || trailing.set_id != e.set_id || header.position != e.position {
+            if header.set_id != e.set_id
+                || trailing.set_id != e.set_id
+                || header.position != e.position
+            {
                 return Err(Error::corrupt(
                     at.clone().at(e.self_offset),
                     "end-of-set record points at records of another backup set",
                 ));
             }
             let prev = (e.prev_eset_offset != 0).then_some(e.prev_eset_offset);
-            Ok((SetOnFamily { header, trailing, eset: e }, prev))
+            Ok((
+                SetOnFamily {
+                    header,
+                    trailing,
+                    eset: e,
+                },
+                prev,
+            ))
         })();
         match step {
             Ok((s, prev)) => {
@@ -297,7 +319,10 @@ pub fn scan_family(file: &File, path: &Path) -> Result<FamilyScan> {
                     Some(p) => match eset_at(file, p, file_len, &media, &at) {
                         Ok(pe) if pe.position + 1 == e.position => Some(pe),
                         Ok(_) => {
-                            broken = Some(Error::corrupt(at.clone().at(p), "end-of-set chain skips a position"));
+                            broken = Some(Error::corrupt(
+                                at.clone().at(p),
+                                "end-of-set chain skips a position",
+                            ));
                             None
                         }
                         Err(err) => {
@@ -520,21 +545,16 @@ impl<R: Read> RecordReader<R> {
         let mut rh = [0u8; RECORD_HEADER_LEN];
         self.read_exact(&mut rh, "record header")?;
         let h = parse_record_header(&rh, size, false, &at)?;
-        let mut body = vec![0u8; h.body_len as usize];
-        if body.len() > 1 << 20 {
-            // Large bodies (an MBC) are read in steps so that a lying length costs no more than
-            // the bytes the stream really holds.
-            body.clear();
-            let mut left = h.body_len as usize;
-            let mut chunk = vec![0u8; 1 << 20];
-            while left > 0 {
-                let n = left.min(chunk.len());
-                self.read_exact(&mut chunk[..n], h.kind.name())?;
-                body.extend_from_slice(&chunk[..n]);
-                left -= n;
-            }
-        } else {
-            self.read_exact(&mut body, h.kind.name())?;
+        // Large bodies (an MBC) are read in steps, growing the buffer only as bytes arrive, so
+        // a lying length costs no more memory than the stream really holds.
+        let mut body = Vec::with_capacity((h.body_len as usize).min(1 << 20));
+        let mut left = h.body_len as usize;
+        while left > 0 {
+            let n = left.min(1 << 20);
+            let start = body.len();
+            body.resize(start + n, 0);
+            self.read_exact(&mut body[start..], h.kind.name())?;
+            left -= n;
         }
         check_body(&h, &body, &at)?;
         Ok(Some(StreamRecord {

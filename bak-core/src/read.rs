@@ -65,8 +65,16 @@ impl Opened {
 
 /// Tell the format from the first bytes.
 pub fn sniff(head: &[u8]) -> Option<MediaKind> {
-    if head.len() >= 12 && head[..4] == SKIPPABLE_MAGIC.to_le_bytes() && head[8..12] == *b"BKMH" {
-        return Some(MediaKind::Bak);
+    // Two of the three fixed fields are enough: a damaged label is still bak media (and then
+    // reported as damaged), not a foreign file.
+    if head.len() >= 12 {
+        let size = (MEDIA_HEADER_SPAN as u32 - FRAME_HEADER_LEN as u32).to_le_bytes();
+        let hits = (head[..4] == SKIPPABLE_MAGIC.to_le_bytes()) as u8
+            + (head[4..8] == size) as u8
+            + (head[8..12] == *b"BKMH") as u8;
+        if hits >= 2 {
+            return Some(MediaKind::Bak);
+        }
     }
     if head.starts_with(b"TAPE") {
         return Some(MediaKind::Mtf);
@@ -286,7 +294,9 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
             } else if let (Some(e), Some(first)) = (&scan.broken, scan.sets.first()) {
                 if position < first.header.position {
                     return Err(Error::corrupt(
-                        Location::device(d.name.clone()).family(label.family_number as u32).set(position),
+                        Location::device(d.name.clone())
+                            .family(label.family_number as u32)
+                            .set(position),
                         format!("backup set {position} cannot be found: {e}"),
                     ));
                 }

@@ -44,6 +44,7 @@ struct FamSet {
 
 struct FamResult {
     family: u16,
+    name: String,
     sets: BTreeMap<u32, FamSet>,
     media_problems: Vec<Problem>,
 }
@@ -145,7 +146,7 @@ pub fn verify_bak(
             .collect();
         let id0 = ids.iter().flatten().next().copied();
         for f in &fams {
-            let dev = format!("family {}", f.family);
+            let dev = f.name.clone();
             match f.sets.get(&pos) {
                 None => {
                     complete = false;
@@ -184,7 +185,7 @@ pub fn verify_bak(
                         || tt.digest != t.digest
                     {
                         problems.push(Problem {
-                            device: format!("family {}", f.family),
+                            device: f.name.clone(),
                             family: Some(f.family as u32),
                             position: Some(pos),
                             what: "trailing configs of the families disagree on the set's totals"
@@ -200,18 +201,18 @@ pub fn verify_bak(
         all.sort_unstable();
         let mut expect = 0u64;
         let mut seq_problems = Vec::new();
-        for w in all.windows(2) {
-            if w[0].0 == w[1].0 {
-                seq_problems.push(format!("block {} is on two families", w[0].0));
-            }
-        }
-        for &(seq, _) in &all {
-            if seq > expect {
-                seq_problems.push(format!("blocks {expect} to {} are on no family", seq - 1));
-            }
-            expect = expect.max(seq + 1);
-        }
         if complete {
+            for w in all.windows(2) {
+                if w[0].0 == w[1].0 {
+                    seq_problems.push(format!("block {} is on two families", w[0].0));
+                }
+            }
+            for &(seq, _) in &all {
+                if seq > expect {
+                    seq_problems.push(format!("blocks {expect} to {} are on no family", seq - 1));
+                }
+                expect = expect.max(seq + 1);
+            }
             if let Some(t) = &trailing {
                 if expect < t.total_blocks {
                     seq_problems.push(format!(
@@ -297,102 +298,117 @@ fn verify_family(
     let mut media_problems = Vec::new();
     check_head(&d.head, &label, &at, &mut media_problems);
     let mut sets = BTreeMap::new();
+    let name = d.name.clone();
 
-    // On a file, reach every set through the end-of-set chain; otherwise stream.
-    // (position, offset of its set header, offset of the previous set's end-of-set)
-    type Starts = (Vec<(u32, u64, u64)>, Option<u64>);
-    let starts: Option<Starts> = d.file.as_ref().and_then(|f| {
-        let scan = scan_family(f, &d.path).ok()?;
-        let mut v: Vec<(u32, u64, u64)> = scan
-            .sets
-            .iter()
-            .map(|s| {
-                (
-                    s.header.position,
-                    s.eset.set_header_offset,
-                    s.eset.prev_eset_offset,
-                )
-            })
-            .collect();
-        if let Some(i) = &scan.interrupted {
-            let prev = scan.sets.last().map_or(0, |s| s.eset.self_offset);
-            v.push((scan.sets.len() as u32 + 1, i.offset, prev));
-        }
-        Some((v, scan.interrupted.map(|i| i.offset)))
-    });
-    if let (Some((all, interrupted)), Some(f)) = (starts, d.file.as_ref()) {
-        for (pos, off, prev_eset) in all {
-            if opts.position.is_some_and(|p| p != pos) {
-                continue;
+    // Sets known from the tail of a file: (position, set header offset, previous end-of-set).
+    let known: Vec<(u32, u64, u64)> = d
+        .file
+        .as_ref()
+        .and_then(|f| scan_family(f, &d.path).ok())
+        .map(|scan| {
+            scan.sets
+                .iter()
+                .map(|s| {
+                    (
+                        s.header.position,
+                        s.eset.set_header_offset,
+                        s.eset.prev_eset_offset,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let file = d
+        .file
+        .as_ref()
+        .map(|f| f.try_clone().map_err(|e| Error::io(&d.path, "open", e)))
+        .transpose()?;
+    let open_at = |off: u64| -> Result<RecordReader<Box<dyn Read + Send>>> {
+        let mut f = match &file {
+            Some(f) => f.try_clone().map_err(|e| Error::io(&name, "open", e))?,
+            None => {
+                return Err(Error::Refused {
+                    what: "not a file".into(),
+                })
             }
-            let mut file = f.try_clone().map_err(|e| Error::io(&d.path, "open", e))?;
-            use std::io::{Seek, SeekFrom};
-            file.seek(SeekFrom::Start(off))
-                .map_err(|e| Error::io(&d.path, "seek", e))?;
-            let boxed: Box<dyn Read + Send> = Box::new(file);
-            let mut r = RecordReader::new(boxed, off, at.clone());
-            let (s, _) = verify_set(&mut r, &label, pos, prev_eset, opts, &at, progress);
-            let stop = opts.stop_on_error && !s.problems.is_empty();
+        };
+        use std::io::{Seek, SeekFrom};
+        f.seek(SeekFrom::Start(off))
+            .map_err(|e| Error::io(&name, "seek", e))?;
+        Ok(RecordReader::new(
+            Box::new(f) as Box<dyn Read + Send>,
+            off,
+            at.clone(),
+        ))
+    };
+    // Start where the wanted set is known to be, else at the first set.
+    let (mut pos, mut prev, mut r) =
+        match opts.position.and_then(|p| known.iter().find(|k| k.0 == p)) {
+            Some(&(p, off, prev)) => (p, prev, open_at(off)?),
+            None if file.is_some() => (1, 0, open_at(FIRST_SET_OFFSET)?),
+            None => {
+                let (head, stream) = d.into_stream();
+                let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(stream));
+                let mut r = RecordReader::new(rest, 0, at.clone());
+                r.skip(FIRST_SET_OFFSET, "set map")?;
+                (1, 0, r)
+            }
+        };
+    loop {
+        if opts.position.is_some_and(|p| p < pos) {
+            break;
+        }
+        let (s, eset) = verify_set(&mut r, &label, pos, prev, opts, &at, progress);
+        if s.set_id.is_none() && s.problems.is_empty() {
+            break; // the clean end of the family
+        }
+        let next_known = known.iter().find(|k| k.0 > pos).copied();
+        if s.set_id.is_none() && next_known.is_none() {
+            media_problems.extend(s.problems.into_iter().map(|mut p| {
+                p.what = format!("bytes after the last backup set: {}", p.what);
+                p.position = None;
+                p
+            }));
+            break;
+        }
+        let stop = opts.stop_on_error && !s.problems.is_empty();
+        if opts.position.is_none_or(|p| p == pos) {
             sets.insert(pos, s);
-            if stop {
-                break;
-            }
         }
-        if interrupted.is_some() {
-            // Whatever follows the complete sets was verified as an (interrupted) set above; if
-            // it is not even a set header, it is garbage after the media's end.
-            if let Some(s) = sets.values().last() {
-                if s.set_id.is_none() {
-                    let k = *sets.keys().last().unwrap_or(&0);
-                    if let Some(s) = sets.remove(&k) {
-                        media_problems.extend(s.problems.into_iter().map(|mut p| {
-                            p.what = format!("bytes after the last backup set: {}", p.what);
-                            p.position = None;
-                            p
-                        }));
+        if stop {
+            break;
+        }
+        match (eset, next_known) {
+            (Some(e), _) => {
+                prev = e;
+                pos += 1;
+                r.set_location(at.clone());
+                if let Some(k) = known.iter().find(|k| k.0 == pos) {
+                    if k.1 != e + ESET_FRAME_LEN as u64 {
+                        // The chain and the stream disagree; follow the chain.
+                        r = open_at(k.1)?;
                     }
                 }
             }
-        }
-    } else {
-        let name = d.name.clone();
-        let (head, stream) = d.into_stream();
-        let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(stream));
-        let mut r = RecordReader::new(rest, 0, at.clone());
-        r.skip(FIRST_SET_OFFSET, "set map")?;
-        let mut pos = 1;
-        let mut prev_eset = 0;
-        loop {
-            let start = r.offset;
-            let (s, eset) = verify_set(&mut r, &label, pos, prev_eset, opts, &at, progress);
-            if s.set_id.is_none() && s.problems.is_empty() {
-                break; // clean end of the stream
+            // The set's framing was lost: resume at the next set the tail knows of.
+            (None, Some((p, off, pv))) if file.is_some() => {
+                pos = p;
+                prev = pv;
+                r = open_at(off)?;
             }
-            let framing_ok = eset.is_some();
-            if s.set_id.is_none() {
-                media_problems.extend(s.problems.into_iter().map(|mut p| {
-                    p.what = format!("bytes after the last backup set: {}", p.what);
-                    p.position = None;
-                    p
-                }));
-                break;
-            }
-            if opts.position.is_none_or(|p| p == pos) {
-                sets.insert(pos, s);
-            }
-            let _ = (start, &name);
-            match eset {
-                Some(e) if framing_ok => prev_eset = e,
-                _ => break,
-            }
-            pos += 1;
+            (None, _) => break,
         }
     }
     Ok(FamResult {
         family: fam,
+        name: d_name(&at),
         sets,
         media_problems,
     })
+}
+
+fn d_name(at: &Location) -> String {
+    at.device.clone()
 }
 
 /// The label's padding and the set map slots.
