@@ -719,8 +719,12 @@ fn family_reader(
                 let Some(mut buf) = pool.get(abort) else {
                     return Ok(());
                 };
-                buf.resize(h.stored_len as usize, 0);
-                p.reader.read_exact(&mut buf, "block payload")?;
+                // Buffers keep their length between uses, so they are zeroed once, not per block.
+                let stored = h.stored_len as usize;
+                if buf.len() < stored {
+                    buf.resize(buf.capacity().max(stored), 0);
+                }
+                p.reader.read_exact(&mut buf[..stored], "block payload")?;
                 if !push(FamItem::Block { header: h, buf, at }) {
                     return Ok(());
                 }
@@ -933,7 +937,7 @@ fn check_and_decode(
         BlockCodec::Zstd => {
             let ol = header.original_len as usize;
             if scratch.len() < ol {
-                scratch.resize(ol, 0);
+                scratch.resize(scratch.capacity().max(ol), 0);
             }
             let k = dctx
                 .decompress_to_buffer(payload, &mut scratch[..ol])
