@@ -15,7 +15,9 @@ use crate::error::{Error, Location, Result};
 use crate::format::*;
 use crate::media::{scan_family, RecordReader};
 use crate::model::{Problem, SetReport};
+use crate::pipeline::{Abort, Pool, Queue};
 use crate::read::{order_families, Opened};
+use std::sync::Mutex;
 
 /// What to verify, and how.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +28,93 @@ pub struct VerifyOptions {
     pub fast: bool,
     /// Stop at the first problem.
     pub stop_on_error: bool,
+    /// Decoding threads (0: the number of cores).
+    pub threads: usize,
+}
+
+/// Decoding of checked payloads, shared by the family threads: every core decodes whatever
+/// family the blocks come from, so a one-device set verifies as fast as a striped one.
+struct Decoders {
+    jobs: Queue<DecodeJob>,
+    pool: Pool,
+    results: Mutex<Vec<DecodeResult>>,
+    abort: Abort,
+}
+
+struct DecodeJob {
+    position: u32,
+    family: u16,
+    header: BlockHeader,
+    buf: Vec<u8>,
+    at: Location,
+}
+
+struct DecodeResult {
+    position: u32,
+    family: u16,
+    problem: Option<Problem>,
+    original: u64,
+}
+
+impl Decoders {
+    fn work(&self) {
+        let mut dctx = zstd::bulk::Decompressor::new().ok();
+        let mut scratch: Vec<u8> = Vec::new();
+        while let Some(j) = self.jobs.pop(&self.abort) {
+            let h = &j.header;
+            let ol = h.original_len as usize;
+            let payload = &j.buf[..h.stored_len as usize];
+            let got = match h.codec {
+                BlockCodec::Raw => {
+                    let mut x = xxhash_rust::xxh3::Xxh3::new();
+                    for (o, l) in raw_frame_pieces(h.original_len) {
+                        x.update(&payload[o..o + l]);
+                    }
+                    Ok(x.digest())
+                }
+                BlockCodec::Zstd => {
+                    if scratch.len() < ol {
+                        scratch.resize(scratch.capacity().max(ol), 0);
+                    }
+                    match dctx
+                        .as_mut()
+                        .map(|d| d.decompress_to_buffer(payload, &mut scratch[..ol]))
+                    {
+                        Some(Ok(k)) if k == ol => Ok(xxhash_rust::xxh3::xxh3_64(&scratch[..ol])),
+                        Some(Ok(k)) => Err(Error::mismatch(
+                            j.at.clone(),
+                            "block decodes to the wrong length",
+                            ol,
+                            k,
+                        )),
+                        _ => Err(Error::corrupt(j.at.clone(), "zstd frame does not decode")),
+                    }
+                }
+            };
+            let problem = match got {
+                Ok(x) if x == h.original_hash => None,
+                Ok(_) => Some(problem(
+                    &j.at,
+                    &Error::corrupt(
+                        j.at.clone(),
+                        "block's original bytes do not match their hash",
+                    ),
+                )),
+                Err(e) => Some(problem(&j.at, &e)),
+            };
+            let original = if problem.is_none() { ol as u64 } else { 0 };
+            self.results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(DecodeResult {
+                    position: j.position,
+                    family: j.family,
+                    problem,
+                    original,
+                });
+            self.pool.put(j.buf);
+        }
+    }
 }
 
 /// One set as read on one family.
@@ -88,19 +177,36 @@ pub fn verify_bak(
     let devs = order_families(devs)?;
     let n = devs.len();
     let done = AtomicU64::new(0);
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |x| x.get())
+    } else {
+        opts.threads
+    };
+    let decoders = Decoders {
+        jobs: Queue::new(threads * 2),
+        pool: Pool::new(threads * 3 + n, raw_frame_len(MAX_TRANSFER) as usize),
+        results: Mutex::new(Vec::new()),
+        abort: Abort::default(),
+    };
+    let dec = (!opts.fast).then_some(&decoders);
     let results: Vec<Result<FamResult>> = std::thread::scope(|s| {
+        let workers: Vec<_> = match dec {
+            Some(d) => (0..threads).map(|_| s.spawn(move || d.work())).collect(),
+            None => Vec::new(),
+        };
         let hs: Vec<_> = devs
             .into_iter()
             .map(|d| {
                 let done = &done;
                 s.spawn(move || {
-                    verify_family(d, opts, &|k| {
+                    verify_family(d, opts, dec, &|k| {
                         progress(done.fetch_add(k, Ordering::Relaxed) + k)
                     })
                 })
             })
             .collect();
-        hs.into_iter()
+        let r = hs
+            .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
                     Err(Error::Refused {
@@ -108,9 +214,28 @@ pub fn verify_bak(
                     })
                 })
             })
-            .collect()
+            .collect();
+        decoders.jobs.close();
+        for w in workers {
+            let _ = w.join();
+        }
+        r
     });
-    let fams: Vec<FamResult> = results.into_iter().collect::<Result<_>>()?;
+    let mut fams: Vec<FamResult> = results.into_iter().collect::<Result<_>>()?;
+    for r in decoders
+        .results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        if let Some(s) = fams
+            .iter_mut()
+            .find(|f| f.family == r.family)
+            .and_then(|f| f.sets.get_mut(&r.position))
+        {
+            s.original_checked += r.original;
+            s.problems.extend(r.problem);
+        }
+    }
     let mut positions: Vec<u32> = fams.iter().flat_map(|f| f.sets.keys().copied()).collect();
     positions.sort_unstable();
     positions.dedup();
@@ -287,6 +412,7 @@ pub fn verify_bak(
 fn verify_family(
     d: Opened,
     opts: &VerifyOptions,
+    dec: Option<&Decoders>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FamResult> {
     let label = d.label.clone().ok_or_else(|| Error::NotMedia {
@@ -358,7 +484,7 @@ fn verify_family(
         if opts.position.is_some_and(|p| p < pos) {
             break;
         }
-        let (s, eset) = verify_set(&mut r, &label, pos, prev, opts, &at, progress);
+        let (s, eset) = verify_set(&mut r, &label, pos, prev, opts, dec, &at, progress);
         if s.set_id.is_none() && s.problems.is_empty() {
             break; // the clean end of the family
         }
@@ -491,12 +617,14 @@ fn check_head(head: &[u8], label: &MediaHeader, at: &Location, problems: &mut Ve
 
 /// Verify one set on one family from its set header. Returns what was seen and the offset of
 /// its end-of-set frame when the set's framing held to the end.
+#[allow(clippy::too_many_arguments)]
 fn verify_set(
     r: &mut RecordReader<Box<dyn Read + Send>>,
     label: &MediaHeader,
     position: u32,
     prev_eset: u64,
     opts: &VerifyOptions,
+    dec: Option<&Decoders>,
     fam_at: &Location,
     progress: &(dyn Fn(u64) + Sync),
 ) -> (FamSet, Option<u64>) {
@@ -504,8 +632,6 @@ fn verify_set(
     let set_at = fam_at.clone().set(position);
     r.set_location(set_at.clone());
     let start = r.offset;
-    let mut dctx = zstd::bulk::Decompressor::new().ok();
-    let mut scratch = Vec::new();
     let mut payload = Vec::new();
     let mut mbc_expect: Vec<MbcEntry> = Vec::new();
     let mut last_seq: Option<u64> = None;
@@ -639,8 +765,11 @@ fn verify_set(
                     s.problems.push(problem(&bat, &e));
                     return (s, None); // the payload length cannot be trusted: framing lost
                 }
-                payload.resize(h.stored_len as usize, 0);
-                if let Err(e) = r.read_exact(&mut payload, "block payload") {
+                let stored = h.stored_len as usize;
+                if payload.len() < stored {
+                    payload.resize(payload.capacity().max(stored), 0);
+                }
+                if let Err(e) = r.read_exact(&mut payload[..stored], "block payload") {
                     let mut p = problem(&bat, &e);
                     p.what = format!(
                         "the end of the backup set is missing on this family (interrupted set): {}",
@@ -672,71 +801,42 @@ fn verify_set(
                     );
                 }
                 last_seq = Some(h.seq);
-                let crc = crc32fast::hash(&payload);
-                if crc != h.payload_crc {
-                    fail!(
-                        &bat,
-                        Error::mismatch(
-                            bat.clone(),
-                            "block payload CRC does not hold",
-                            format!("{:#010x}", h.payload_crc),
-                            format!("{crc:#010x}")
-                        )
-                    );
+                let crc = crc32fast::hash(&payload[..stored]);
+                let framing = if crc != h.payload_crc {
+                    Err(Error::mismatch(
+                        bat.clone(),
+                        "block payload CRC does not hold",
+                        format!("{:#010x}", h.payload_crc),
+                        format!("{crc:#010x}"),
+                    ))
                 } else if h.codec == BlockCodec::Raw {
-                    if let Err(e) = check_raw_frame(&payload, h.original_len, &bat) {
-                        fail!(&bat, e);
-                    } else if !opts.fast {
-                        let mut x = xxhash_rust::xxh3::Xxh3::new();
-                        for (o, l) in raw_frame_pieces(h.original_len) {
-                            x.update(&payload[o..o + l]);
-                        }
-                        if x.digest() != h.original_hash {
-                            fail!(
-                                &bat,
-                                Error::corrupt(
-                                    bat.clone(),
-                                    "block's original bytes do not match their hash"
-                                )
+                    check_raw_frame(&payload[..stored], h.original_len, &bat)
+                } else {
+                    Ok(())
+                };
+                match (framing, dec) {
+                    (Err(e), _) => fail!(&bat, e),
+                    // Checked stored bytes go to the shared decoders; the buffer is swapped for
+                    // a free one from their pool (no copy; the pool bounds what is in flight).
+                    (Ok(()), Some(d)) => {
+                        if let Some(mut fresh) = d.pool.get(&d.abort) {
+                            if fresh.len() < payload.len() {
+                                fresh.resize(fresh.capacity().max(payload.len()), 0);
+                            }
+                            let buf = std::mem::replace(&mut payload, fresh);
+                            d.jobs.push(
+                                DecodeJob {
+                                    position,
+                                    family: label.family_number,
+                                    header: h,
+                                    buf,
+                                    at: bat.clone(),
+                                },
+                                &d.abort,
                             );
                         }
-                        s.original_checked += h.original_len as u64;
                     }
-                } else if !opts.fast {
-                    let ol = h.original_len as usize;
-                    if scratch.len() < ol {
-                        scratch.resize(ol, 0);
-                    }
-                    match dctx
-                        .as_mut()
-                        .map(|d| d.decompress_to_buffer(&payload[..], &mut scratch[..ol]))
-                    {
-                        Some(Ok(k)) if k == ol => {
-                            if xxhash_rust::xxh3::xxh3_64(&scratch[..ol]) != h.original_hash {
-                                fail!(
-                                    &bat,
-                                    Error::corrupt(
-                                        bat.clone(),
-                                        "block's original bytes do not match their hash"
-                                    )
-                                );
-                            }
-                            s.original_checked += ol as u64;
-                        }
-                        Some(Ok(k)) => fail!(
-                            &bat,
-                            Error::mismatch(
-                                bat.clone(),
-                                "block decodes to the wrong length",
-                                ol,
-                                k
-                            )
-                        ),
-                        _ => fail!(
-                            &bat,
-                            Error::corrupt(bat.clone(), "zstd frame does not decode")
-                        ),
-                    }
+                    (Ok(()), None) => {}
                 }
                 s.blocks.push((h.seq, h.original_hash));
                 s.original += h.original_len as u64;

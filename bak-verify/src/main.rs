@@ -37,6 +37,9 @@ struct Args {
     /// Stop at the first problem.
     #[arg(long)]
     stop_on_error: bool,
+    /// Decoding threads (default: the number of cores).
+    #[arg(short = 'T', long, value_name = "N")]
+    threads: Option<usize>,
     /// One JSON report object per set.
     #[arg(long)]
     json: bool,
@@ -60,6 +63,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 position: args.file,
                 fast: args.fast,
                 stop_on_error: args.stop_on_error,
+                threads: args.threads.unwrap_or(0),
             };
             let progress = Progress::new("VERIFY", None, args.stats, args.quiet);
             let r = verify_bak(devs, &opts, &|n| progress.update(n));
