@@ -503,6 +503,12 @@ pub fn read_set(
     cancel: &AtomicBool,
 ) -> Result<ReadSummary> {
     let started = Instant::now();
+    if opts.position == 0 {
+        return Err(Error::NoSuchSet {
+            position: 0,
+            count: 0,
+        });
+    }
     let devs = order_families(devs)?;
     let mut fams = position_families(devs, opts.position)?;
     let n = fams.len();

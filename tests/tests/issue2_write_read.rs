@@ -400,3 +400,49 @@ fn summary_line_and_json() {
         out.stderr
     );
 }
+
+#[test]
+fn a_slow_device_takes_fewer_blocks_instead_of_stalling_the_others() {
+    // One family is a FIFO read slowly (a 64 KiB read every 20 ms), the other a file: blocks
+    // go to whichever device is free, so the file takes most of them.
+    let t = TempDir::new("slow");
+    let fast = t.path("fast.bak");
+    let slow = t.path("slow.fifo");
+    mkfifo(&slow);
+    let sc = slow.clone();
+    let drain = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut f = std::fs::File::open(sc).unwrap();
+        let mut b = vec![0u8; 64 << 10];
+        while f.read(&mut b).map(|n| n > 0).unwrap_or(false) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let out = run(
+        "bak-write",
+        &os(&args![
+            "--quiet",
+            "--json",
+            "--max-transfer-size",
+            "64K",
+            &fast,
+            &slow
+        ]),
+        &data(200 * MTS, 8),
+    );
+    drain.join().unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blocks: Vec<u64> = v["FamilyBlocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(blocks.iter().sum::<u64>(), 200);
+    assert!(
+        blocks[0] > 4 * blocks[1],
+        "the slow device took {} of 200 blocks",
+        blocks[1]
+    );
+}

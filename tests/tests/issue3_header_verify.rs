@@ -468,3 +468,29 @@ fn fault_injection_truncation_zeroed_ranges_garbage_and_set_mixups() {
         assert_eq!(r.code, 1, "{needle}: {}", r.stderr);
     }
 }
+
+#[test]
+fn stop_on_error_reports_only_the_first_problem() {
+    let t = TempDir::new("stop");
+    let (devs, _, _) = make_media(&t, "s");
+    // Damage two blocks of set 1 on family 1.
+    let r = regions(&devs[0]);
+    let payloads: Vec<_> = r.iter().filter(|x| x.0 == "block payload").collect();
+    let mut b = std::fs::read(&devs[0]).unwrap();
+    for p in payloads.iter().take(2) {
+        b[(p.1 + 20) as usize] ^= 1;
+    }
+    std::fs::write(&devs[0], &b).unwrap();
+    let all = tool("bak-verify", &args!["--json", "--file", "1", &devs]);
+    let rep: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(all.code, 1);
+    assert!(rep["Problems"].as_array().unwrap().len() >= 2, "{rep}");
+    let one = tool(
+        "bak-verify",
+        &args!["--json", "--stop-on-error", "--file", "1", &devs],
+    );
+    let rep: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(one.code, 1);
+    assert_eq!(rep["Problems"].as_array().unwrap().len(), 1, "{rep}");
+    assert_eq!(rep["Verdict"], "damaged");
+}

@@ -1,0 +1,14 @@
+//! The end-of-set record: body and frame.
+#![no_main]
+
+use bak_core::format::{EndOfSet, RecordType};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    bak_fuzz::record_target(
+        data,
+        RecordType::EndOfSet,
+        EndOfSet::parse_body,
+        EndOfSet::encode,
+    );
+});
