@@ -100,6 +100,7 @@ pub fn open_device(path: &Path) -> Result<Opened> {
                 .as_fd()
                 .try_clone_to_owned()
                 .map_err(|e| Error::io("stdin", "open", e))?;
+            crate::pipeline::enlarge_pipe(fd.as_fd(), 2 << 20);
             (None, Some(Box::new(File::from(fd))))
         } else {
             let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "open", e))?;
@@ -113,6 +114,8 @@ pub fn open_device(path: &Path) -> Result<Opened> {
             if meta.file_type().is_file() {
                 (Some(f), None)
             } else {
+                use std::os::fd::AsFd;
+                crate::pipeline::enlarge_pipe(f.as_fd(), 2 << 20);
                 (None, Some(Box::new(f)))
             }
         };

@@ -71,6 +71,7 @@ fn output(args: &Args) -> anyhow::Result<(Box<dyn Write>, String)> {
                 .as_fd()
                 .try_clone_to_owned()
                 .context("stdout")?;
+            bak_core::pipeline::enlarge_pipe(fd.as_fd(), 2 << 20);
             (Box::new(File::from(fd)), "stdout".to_string())
         }
     })
@@ -164,6 +165,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 .as_fd()
                 .try_clone_to_owned()
                 .context("stdout")?;
+            bak_core::pipeline::enlarge_pipe(fd.as_fd(), 2 << 20);
             (Box::new(File::from(fd)), "stdout".to_string())
         }
     };

@@ -170,6 +170,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
         _ => (Box::new(std::io::stdin().lock()), "stdin".to_string()),
     };
 
+    // A block per system call: a 64 KiB pipe made bak-write wait on 16 reads per block.
+    {
+        use std::os::fd::AsFd;
+        match &args.input {
+            Some(p) if p.as_os_str() != "-" => {}
+            _ => bak_core::pipeline::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
+        }
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&cancel))
