@@ -114,6 +114,14 @@ fn a_second_writer_on_the_same_media_is_refused() {
         "{}",
         second.stderr
     );
+    // A verification meanwhile is refused too (it maps the file under a shared lock).
+    let v = run("bak-verify", &os(&args![&d]), b"");
+    assert_eq!(v.code, 2);
+    assert!(
+        v.stderr.contains("being written by another bak process"),
+        "{}",
+        v.stderr
+    );
     drop(si);
     assert!(first.wait().unwrap().success());
     let r = run("bak-read", &os(&args!["--quiet", &d]), b"");
