@@ -8,6 +8,14 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 
+/// Wait on a condition variable for at most 50 ms: every waiter rechecks the abort flag that
+/// often, so no thread can sleep through a failure elsewhere.
+pub fn wait<'a, T>(cv: &Condvar, g: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    cv.wait_timeout(g, std::time::Duration::from_millis(50))
+        .map(|r| r.0)
+        .unwrap_or_else(|p| p.into_inner().0)
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock means another thread panicked; the data is still usable for shutdown.
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -77,11 +85,7 @@ impl Pool {
                 drop(g);
                 return Some(Vec::with_capacity(self.size));
             }
-            g = self
-                .cv
-                .wait_timeout(g, std::time::Duration::from_millis(50))
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
+            g = wait(&self.cv, g);
         }
     }
     /// Give a buffer back.
@@ -118,11 +122,7 @@ impl<T> Queue<T> {
             if abort.is_set() {
                 return false;
             }
-            g = self
-                .cv
-                .wait_timeout(g, std::time::Duration::from_millis(50))
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
+            g = wait(&self.cv, g);
         }
         g.0.push_back(item);
         drop(g);
@@ -144,11 +144,7 @@ impl<T> Queue<T> {
             if g.1 {
                 return None;
             }
-            g = self
-                .cv
-                .wait_timeout(g, std::time::Duration::from_millis(50))
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
+            g = wait(&self.cv, g);
         }
     }
     /// No more items will come.
@@ -213,11 +209,7 @@ impl<T> Ordered<T> {
             if g.end.is_some_and(|e| next >= e) {
                 return None;
             }
-            g = self
-                .cv
-                .wait_timeout(g, std::time::Duration::from_millis(50))
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
+            g = wait(&self.cv, g);
         }
     }
     /// Wake every waiter.

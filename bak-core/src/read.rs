@@ -685,10 +685,7 @@ fn family_reader(
             if abort.is_set() {
                 return false;
             }
-            g = heads_cv
-                .wait_timeout(g, std::time::Duration::from_millis(50))
-                .map(|r| r.0)
-                .unwrap_or_else(|e| e.into_inner().0);
+            g = crate::pipeline::wait(heads_cv, g);
         }
         g.q[i].push_back(item);
         drop(g);
@@ -893,10 +890,7 @@ fn sequencer(
                 format!("block {next} is missing: no family holds it"),
             ));
         }
-        g = heads_cv
-            .wait_timeout(g, std::time::Duration::from_millis(50))
-            .map(|r| r.0)
-            .unwrap_or_else(|e| e.into_inner().0);
+        g = crate::pipeline::wait(heads_cv, g);
     }
 }
 

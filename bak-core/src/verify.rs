@@ -965,11 +965,13 @@ fn verify_set(
 fn map_shared(f: &std::fs::File, name: &str) -> Result<std::sync::Arc<memmap2::Mmap>> {
     match f.try_lock_shared() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Refused {
-            what: format!(
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::Refused {
+                what: format!(
                 "{name}: being written by another bak process (locked); verify it when that ends"
             ),
-        }),
+            })
+        }
         Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(name, "lock", e)),
     }
     // SAFETY: the mapping is read-only and private. bak writers are excluded by the shared lock

@@ -739,10 +739,7 @@ pub fn write_set(
             // end of input look normal).
             let mut g = finish.lock().unwrap_or_else(|p| p.into_inner());
             while g.done < n && !abort.is_set() {
-                g = finish_cv
-                    .wait_timeout(g, std::time::Duration::from_millis(50))
-                    .map(|r| r.0)
-                    .unwrap_or_else(|p| p.into_inner().0);
+                g = crate::pipeline::wait(finish_cv, g);
                 if cancel.load(Ordering::SeqCst) {
                     return Err(Error::Interrupted);
                 }
@@ -1077,11 +1074,7 @@ fn device_writer(dev: Device, plan: Plan, cx: WriterCtx<'_>) -> Result<(u16, u64
             if cx.abort.is_set() {
                 return Ok((fam, mbc.entries.len() as u64, offset - plan.start));
             }
-            g = cx
-                .finish_cv
-                .wait_timeout(g, std::time::Duration::from_millis(50))
-                .map(|r| r.0)
-                .unwrap_or_else(|p| p.into_inner().0);
+            g = crate::pipeline::wait(cx.finish_cv, g);
         }
     };
     let family_blocks = mbc.entries.len() as u64;

@@ -151,24 +151,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     if let Some(b) = args.buffer_count {
         opts.buffer_count = b;
     }
-    let (mut out, out_name): (Box<dyn Write>, String) = match &args.output {
-        Some(p) if p.as_os_str() != "-" => (
-            Box::new(
-                File::create(p)
-                    .with_context(|| format!("{}: cannot create the output", p.display()))?,
-            ),
-            p.display().to_string(),
-        ),
-        _ => {
-            use std::os::fd::AsFd;
-            let fd = std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .context("stdout")?;
-            bak_core::pipeline::enlarge_pipe(fd.as_fd(), 2 << 20);
-            (Box::new(File::from(fd)), "stdout".to_string())
-        }
-    };
+    let (mut out, out_name) = output(&args)?;
     let cancel = AtomicBool::new(false);
     let progress = Progress::new("RESTORE", None, args.stats, args.quiet);
     let r = read_set(
