@@ -376,6 +376,21 @@ pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
     Ok(Media::Mtf(devs))
 }
 
+/// Say on stderr which format each SQL Server device was recognised as (bak media go
+/// without saying). Silent with `quiet`.
+pub fn announce(tool: &str, media: &Media, quiet: bool) {
+    if quiet {
+        return;
+    }
+    if let Media::Mtf(devs) = media {
+        for d in devs {
+            let l = d.label();
+            let kind = l.media_format.map_or("SQL Server backup", |k| k.describe());
+            eprintln!("{tool}: {}: {kind}", d.path().display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -130,7 +130,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
-    let devs = match open_media(&args.devices)? {
+    let media = open_media(&args.devices)?;
+    bak_cli::announce("bak-read", &media, args.quiet);
+    let devs = match media {
         Media::Bak(devs) => {
             anyhow::ensure!(
                 !args.list_streams && !args.mtf && args.stream == "data",

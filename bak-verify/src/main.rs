@@ -57,7 +57,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
-    let reports = match open_media(&args.devices)? {
+    let media = open_media(&args.devices)?;
+    bak_cli::announce("bak-verify", &media, args.quiet || args.json);
+    let reports = match media {
         Media::Bak(devs) => {
             let opts = VerifyOptions {
                 position: args.file,
