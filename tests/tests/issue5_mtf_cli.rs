@@ -108,6 +108,12 @@ fn verify_and_read_the_data_stream() {
         String::from_utf8_lossy(&v.stdout),
         "The backup set on file 1 is valid.\n"
     );
+    assert!(
+        v.stderr
+            .contains("pubs_UGR95.bak: SQL Server backup (Microsoft Tape Format)"),
+        "{}",
+        v.stderr
+    );
     let r = run("bak-read", &os(&args!["--quiet", &f]), b"");
     assert_eq!(r.code, 0, "{}", r.stderr);
     let bytes = std::fs::read(&f).unwrap();
