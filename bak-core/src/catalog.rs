@@ -30,6 +30,8 @@ pub struct FamilyCatalog {
     pub media: MediaHeader,
     /// Sets by position (complete ones have a trailing config).
     pub sets: Vec<SetSeen>,
+    /// Damage that kept earlier sets from being listed, if any.
+    pub damage: Option<String>,
 }
 
 /// Catalog one bak device: from its tail when it is a file, by streaming otherwise.
@@ -40,9 +42,9 @@ pub fn catalog_device(d: Opened) -> Result<FamilyCatalog> {
     })?;
     if let Some(f) = &d.file {
         let scan = scan_family(f, &d.path)?;
-        if let Some(e) = scan.broken {
-            return Err(e);
-        }
+        // Sets before a break in the end-of-set chain cannot be listed without reading the
+        // data; the ones after it still are, and the damage is reported with them.
+        let damage = scan.broken.as_ref().map(|e| e.to_string());
         let mut sets: Vec<SetSeen> = scan
             .sets
             .into_iter()
@@ -61,6 +63,7 @@ pub fn catalog_device(d: Opened) -> Result<FamilyCatalog> {
             name: d.name,
             media,
             sets,
+            damage,
         });
     }
     let name = d.name.clone();
@@ -113,7 +116,12 @@ pub fn catalog_device(d: Opened) -> Result<FamilyCatalog> {
     }
     // A trailing config without its end-of-set record does not make a set complete; the
     // streaming walk is forgiving here because verification is the place for such doubts.
-    Ok(FamilyCatalog { name, media, sets })
+    Ok(FamilyCatalog {
+        name,
+        media,
+        sets,
+        damage: None,
+    })
 }
 
 /// Catalog several devices in parallel (FIFOs may be fed in any order).

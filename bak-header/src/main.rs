@@ -134,6 +134,14 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 check_set_given(&cats);
                 let rows = bak_core::catalog::set_rows(&cats);
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
+                let damaged: Vec<&String> = cats.iter().filter_map(|c| c.damage.as_ref()).collect();
+                if !damaged.is_empty() {
+                    out.flush()?;
+                    for d in damaged {
+                        eprintln!("bak-header: earlier backup sets cannot be listed: {d}");
+                    }
+                    return Ok(bak_cli::EXIT_DAMAGED);
+                }
             }
         }
         Media::Mtf(devs) => {

@@ -494,3 +494,33 @@ fn stop_on_error_reports_only_the_first_problem() {
     assert_eq!(rep["Problems"].as_array().unwrap().len(), 1, "{rep}");
     assert_eq!(rep["Verdict"], "damaged");
 }
+
+#[test]
+fn header_lists_the_sets_after_a_broken_end_of_set_chain_and_says_so() {
+    let t = TempDir::new("chain");
+    let (devs, _, two) = make_media(&t, "c");
+    let f = std::fs::File::open(&devs[0]).unwrap();
+    let eset1 = scan_family(&f, &devs[0]).unwrap().sets[0].eset.self_offset as usize;
+    let mut b = std::fs::read(&devs[0]).unwrap();
+    b[eset1 + 40] ^= 0x04;
+    std::fs::write(&devs[0], &b).unwrap();
+    let h = tool("bak-header", &args!["--json", &devs]);
+    assert_eq!(h.code, 1, "{}", h.stderr);
+    assert!(
+        h.stderr.contains("earlier backup sets cannot be listed") && h.stderr.contains("c1.bak"),
+        "{}",
+        h.stderr
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8(h.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let two_row = rows
+        .iter()
+        .find(|r| r["Position"] == 2)
+        .expect("set 2 is listed");
+    assert_eq!(two_row["BackupSize"], two.len() as u64);
+    let r = tool("bak-read", &args!["--quiet", "--file", "2", &devs]);
+    assert!(r.code == 0 && r.stdout == two);
+}
