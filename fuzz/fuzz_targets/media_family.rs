@@ -1,6 +1,7 @@
 //! The whole bak media reader over one in-memory family: the label, the scan of a seekable
 //! family (set map, end-of-set chain, forward walk of a damaged tail), and a restore of every
-//! set it finds, once from the file (seekable) and once from a pipe (stream).
+//! set it finds, once from the file (seekable) and once from a pipe (stream); then the catalog
+//! (HEADERONLY rows) and a full verification of the family.
 #![no_main]
 
 use std::sync::atomic::AtomicBool;
@@ -28,8 +29,30 @@ fn restore(path: &std::path::Path, position: u32) {
     }
 }
 
+/// The catalog and a full verification must give rows and reports, or an error: never a panic.
+fn describe_and_verify(path: &std::path::Path) {
+    if let Ok(dev) = open_device(path) {
+        if let Ok(cats) = bak_core::catalog::catalog_all(vec![dev]) {
+            let _ = bak_core::catalog::set_rows(&cats);
+            let _ = cats.iter().map(bak_core::catalog::label_row).count();
+        }
+    }
+    if let Ok(dev) = open_device(path) {
+        let opts = bak_core::verify::VerifyOptions {
+            threads: 1,
+            ..Default::default()
+        };
+        if let Ok(reports) = bak_core::verify::verify_bak(vec![dev], &opts, &|_| {}) {
+            for r in reports {
+                assert!(r.verdict != "valid" || r.problems.is_empty());
+            }
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let positions = bak_fuzz::with_memfd(data, |file, path| {
+        describe_and_verify(path);
         let Ok(scan) = scan_family(file, path) else {
             return 1;
         };
@@ -45,4 +68,5 @@ fuzz_target!(|data: &[u8]| {
     for position in 1..=positions {
         bak_fuzz::with_pipe(data, |path| restore(path, position));
     }
+    bak_fuzz::with_pipe(data, describe_and_verify);
 });
