@@ -326,11 +326,9 @@ pub fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positio
                     what: format!("{}: nothing to read", d.name),
                 });
             };
-            let head_len = d.head.len() as u64;
             let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(d.head).chain(stream));
             let mut r = RecordReader::new(rest, 0, at.clone());
             r.skip(FIRST_SET_OFFSET, "set map")?;
-            let _ = head_len;
             // Read through earlier sets.
             let mut current = 0u32;
             loop {

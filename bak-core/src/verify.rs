@@ -404,7 +404,6 @@ pub fn verify_bak(
             original_bytes_checked: orig_checked,
             seconds,
         });
-        let _ = n;
     }
     Ok(reports)
 }
@@ -531,14 +530,10 @@ fn verify_family(
     }
     Ok(FamResult {
         family: fam,
-        name: d_name(&at),
+        name: at.device.clone(),
         sets,
         media_problems,
     })
-}
-
-fn d_name(at: &Location) -> String {
-    at.device.clone()
 }
 
 /// The label's padding and the set map slots.

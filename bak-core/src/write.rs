@@ -663,7 +663,7 @@ pub fn write_set(
         finish_cv.notify_all();
     };
 
-    let result: Result<(u64, Vec<u64>, u64)> = std::thread::scope(|s| {
+    let result: Result<(Vec<u64>, u64)> = std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(move || {
                 let r = guarded("compression", || {
@@ -793,10 +793,10 @@ pub fn write_set(
         match abort.take() {
             Some(e) => Err(e),
             None if abort.is_set() => Err(Error::Interrupted),
-            None => Ok((0, fam_blocks, device_bytes)),
+            None => Ok((fam_blocks, device_bytes)),
         }
     });
-    let (_, family_blocks, device_bytes) = result?;
+    let (family_blocks, device_bytes) = result?;
     let t = totals_own.into_inner().unwrap_or_else(|p| p.into_inner());
     let digest = finish_own
         .into_inner()
