@@ -47,7 +47,7 @@ failed=0
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     log=$(mktemp)
-    "$bin/$t" "corpus/$t" \
+    ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=$(leaks "$t")" "$bin/$t" "corpus/$t" \
         -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=20 -rss_limit_mb=2048 \
         -malloc_limit_mb=64 -print_final_stats=1 -detect_leaks="$(leaks "$t")" \
         -artifact_prefix="artifacts/$t/" >"$log" 2>&1
