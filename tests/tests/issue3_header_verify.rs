@@ -473,14 +473,24 @@ fn fault_injection_truncation_zeroed_ranges_garbage_and_set_mixups() {
 fn stop_on_error_reports_only_the_first_problem() {
     let t = TempDir::new("stop");
     let (devs, _, _) = make_media(&t, "s");
-    // Damage two blocks of set 1 on family 1.
-    let r = regions(&devs[0]);
-    let payloads: Vec<_> = r.iter().filter(|x| x.0 == "block payload").collect();
-    let mut b = std::fs::read(&devs[0]).unwrap();
+    // Damage two blocks of set 1 on a family that holds at least two of them (blocks go to
+    // whichever device is free, so which family that is varies).
+    let (dev, payloads) = devs
+        .iter()
+        .find_map(|d| {
+            let p: Vec<u64> = regions(d)
+                .into_iter()
+                .filter(|x| x.0 == "block payload" && set_of(d, x.1) == 1)
+                .map(|x| x.1)
+                .collect();
+            (p.len() >= 2).then(|| (d.clone(), p))
+        })
+        .expect("some family holds two blocks of set 1");
+    let mut b = std::fs::read(&dev).unwrap();
     for p in payloads.iter().take(2) {
-        b[(p.1 + 20) as usize] ^= 1;
+        b[(p + 20) as usize] ^= 1;
     }
-    std::fs::write(&devs[0], &b).unwrap();
+    std::fs::write(&dev, &b).unwrap();
     let all = tool("bak-verify", &args!["--json", "--file", "1", &devs]);
     let rep: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
     assert_eq!(all.code, 1);
