@@ -72,7 +72,7 @@ fn sigint_leaves_the_set_incomplete() {
         .unwrap();
     let mut si = child.stdin.take().unwrap();
     si.write_all(&data(3 << 20, 1)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for_label(&d);
     send_signal(child.id(), libc::SIGINT);
     // Upstream ends too, as it would on a terminal's Ctrl-C.
     drop(si);
@@ -103,7 +103,7 @@ fn a_second_writer_on_the_same_media_is_refused() {
         .unwrap();
     let mut si = first.stdin.take().unwrap();
     si.write_all(b"first writer").unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_for_label(&d);
     let second = run("bak-write", &os(&args!["--quiet", &d]), b"second writer");
     assert_eq!(second.code, 2);
     assert!(
@@ -216,4 +216,19 @@ fn a_directory_a_missing_path_and_an_unreadable_device_are_clear_errors() {
         "{}",
         o.stderr
     );
+}
+
+/// Wait (up to 20 s) until a writer has put its media header on the device: by then it holds
+/// the lock and its signal handlers are installed.
+fn wait_for_label(d: &std::path::Path) {
+    for _ in 0..2000 {
+        if std::fs::metadata(d)
+            .map(|m| m.len() >= 8192)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} never got its media header", d.display());
 }
