@@ -539,15 +539,7 @@ pub fn read_stream(
         let streams: Vec<&StreamRec> = d.streams_of(s, block, id).collect();
         for st in streams {
             let (off, len) = payload(st);
-            d.media
-                .stream_range(off, len, &mut |_, piece| match piece {
-                    Ok(bytes) => {
-                        out.write_all(bytes).map_err(write_err)?;
-                        written += bytes.len() as u64;
-                        Ok(())
-                    }
-                    Err((_, e)) => Err(e),
-                })?;
+            written += copy_range(&d.media, off, len, out)?;
         }
     }
     out.flush().map_err(write_err)?;
@@ -576,18 +568,23 @@ pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write) -> Result<u64> {
             });
         }
     }
-    let mut written = 0u64;
-    device
-        .media
-        .stream_range(0, device.media.len(), &mut |_, piece| match piece {
-            Ok(bytes) => {
-                out.write_all(bytes).map_err(write_err)?;
-                written += bytes.len() as u64;
-                Ok(())
-            }
-            Err((_, e)) => Err(e),
-        })?;
+    let written = copy_range(&device.media, 0, device.media.len(), out)?;
     out.flush().map_err(write_err)?;
+    Ok(written)
+}
+
+/// Copy `len` bytes of the (decompressed) MTF stream from `off` to `out`; returns the bytes
+/// written. A damaged piece ends the copy with its error.
+fn copy_range(media: &media::Media, off: u64, len: u64, out: &mut dyn Write) -> Result<u64> {
+    let mut written = 0u64;
+    media.stream_range(off, len, &mut |_, piece| match piece {
+        Ok(bytes) => {
+            out.write_all(bytes).map_err(write_err)?;
+            written += bytes.len() as u64;
+            Ok(())
+        }
+        Err((_, e)) => Err(e),
+    })?;
     Ok(written)
 }
 
