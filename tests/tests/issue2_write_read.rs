@@ -446,3 +446,45 @@ fn a_slow_device_takes_fewer_blocks_instead_of_stalling_the_others() {
         blocks[1]
     );
 }
+
+#[test]
+fn stats_prints_a_plain_line_every_n_percent_and_quiet_silences_it() {
+    let t = TempDir::new("stats");
+    let input = t.path("in.bin");
+    std::fs::write(&input, data(64 * MTS, 6)).unwrap();
+    let d = t.path("s.bak");
+    let o = run(
+        "bak-write",
+        &os(&args![
+            "--input",
+            &input,
+            "--max-transfer-size",
+            "64K",
+            "--stats",
+            "25",
+            &d
+        ]),
+        b"",
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let lines: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("BACKUP ") && l.contains("%)"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{}", o.stderr);
+    assert!(
+        lines[0].contains("(25%)") && lines[3].contains("(100%)"),
+        "{}",
+        o.stderr
+    );
+    let q = run(
+        "bak-write",
+        &os(&args![
+            "--format", "--quiet", "--stats", "25", "--input", &input, &d
+        ]),
+        b"",
+    );
+    assert_eq!(q.code, 0);
+    assert_eq!(q.stderr, "", "--quiet silences progress and the summary");
+}
