@@ -188,7 +188,7 @@ check_ratio() { # WHAT PEERTEXT TARGET_TEXT MIN ID PEER_ID [EXTRA]
 BW="RSS:$BIN/bak-write --quiet"
 BR="RSS:$BIN/bak-read --quiet"
 D2="$W/m/w.0 $W/m/w.1"
-rmw="rm -f $W/m/w.*"
+rmw="rm -f $W/m/w.*; sync" # untimed: no case pays for the writeback of the one before
 T1=${THREADS%%,*}
 
 log "machine: $(nproc) cores; size $(hs $N); reps $REPS; threads $THREADS"

@@ -6,6 +6,8 @@
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]      e.g. fuzz/run.sh 30, fuzz/run.sh 600 mtf xpress
 #
+# JOBS=N runs N targets at a time (default 1; CI uses one per core).
+#
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); on a stable toolchain it is run with
 # RUSTC_BOOTSTRAP=1 for the sanitizer flags. Seeds come from fuzz/seed.sh, run here when the
 # corpus is missing.
@@ -43,8 +45,8 @@ leaks() {
     esac
 }
 
-failed=0
-for t in "${targets[@]}"; do
+run_one() { # TARGET: run it, print its line; exit status non-zero on a finding
+    local t=$1 log rc execs cov verdict
     mkdir -p "corpus/$t" "artifacts/$t"
     log=$(mktemp)
     ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=$(leaks "$t")" "$bin/$t" "corpus/$t" \
@@ -58,11 +60,27 @@ for t in "${targets[@]}"; do
         verdict=ok
     else
         verdict="FAILED (exit $rc): $(grep -m1 -E 'ERROR: libFuzzer|panicked at|ERROR: AddressSanitizer' "$log" | cut -c1-160)"
-        failed=1
         tail -40 "$log" >&2
     fi
     printf 'fuzz %-16s %10s execs in %ss, %s, corpus %s: %s\n' "$t" "${execs:-?}" "$secs" \
         "${cov:-cov: ?}" "$(ls "corpus/$t" | wc -l)" "$verdict"
     rm -f "$log"
+    return $rc
+}
+
+jobs=${JOBS:-1}
+failed=0
+running=0
+for t in "${targets[@]}"; do
+    if ((running >= jobs)); then
+        wait -n || failed=1
+        running=$((running - 1))
+    fi
+    run_one "$t" &
+    running=$((running + 1))
+done
+while ((running > 0)); do
+    wait -n || failed=1
+    running=$((running - 1))
 done
 exit $failed
