@@ -51,7 +51,9 @@ struct Args {
     /// SQL Server backups: list the streams of the set with offsets and sizes, write nothing else.
     #[arg(long)]
     list_streams: bool,
-    /// SQL Server backups: write the (decompressed) Microsoft Tape Format stream itself.
+    /// SQL Server backups: write the (decompressed) Microsoft Tape Format stream itself; for a
+    /// compressed backup every chunk is checked, and the soft filemark tables are made to point
+    /// into the stream written, so it reads as plain MTF.
     #[arg(long)]
     mtf: bool,
 }

@@ -327,6 +327,8 @@ pub(crate) struct Sfmb {
     pub used: u32,
     /// Entries in use, newest first (observed: byte offsets of the earlier SFMBs on the device).
     pub entries: Vec<u64>,
+    /// Offset of the entry array within the block.
+    pub array: usize,
 }
 
 impl Sfmb {
@@ -352,6 +354,7 @@ impl Sfmb {
             capacity,
             used,
             entries,
+            array,
         })
     }
 }

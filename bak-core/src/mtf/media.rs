@@ -25,6 +25,8 @@ const MSSQLBAK_VERSION: (u32, u32) = (2, 3);
 pub(crate) const FIRST_CHUNK: u64 = 0x1e0;
 /// Chunk header size.
 pub(crate) const CHUNK_HEADER: u64 = 28;
+/// Offset in a chunk header of the check value of its payload ([`super::csum::chunk_check`]).
+const CHECK_AT: usize = 24;
 /// Size of the records that end a run of chunks (0x24 and 0x2c).
 const END_RECORD: u64 = 24;
 /// Marker byte of a compressed chunk.
@@ -262,7 +264,17 @@ impl Media {
                         .and_then(|x| x.checked_add(pos + END_RECORD + 16))
                         .filter(|&e| e <= self.file_len);
                     match end {
-                        Some(e) => pos = next_sector(e.saturating_sub(1)),
+                        Some(e) => {
+                            if let Some(what) = self.index_damage(pos + END_RECORD, count)? {
+                                map.damage.push(ContainerDamage {
+                                    file_off: pos,
+                                    chunk: Some(index),
+                                    what,
+                                    truncated: false,
+                                });
+                            }
+                            pos = next_sector(e.saturating_sub(1));
+                        }
                         None => {
                             map.damage.push(ContainerDamage {
                                 file_off: pos,
@@ -292,6 +304,36 @@ impl Media {
             }
         }
         Ok(map)
+    }
+
+    /// Check a chunk index whose 16-byte header is at `at` and whose `count` entries (known to
+    /// lie inside the file) follow: the u32 at 12 of the header is the check value of the
+    /// entries ([`super::csum::chunk_check`]). The entries are read in pieces, so a large count
+    /// costs no memory.
+    fn index_damage(&self, at: u64, count: u64) -> Result<Option<String>> {
+        let mut head = [0u8; 16];
+        if self.read_file_at(at, &mut head)? < head.len() {
+            return Ok(Some("chunk index cut short".into()));
+        }
+        let stored = u32_at(&head, 12).unwrap_or(0);
+        let mut c = 0u32;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut off = at + 16;
+        let end = off + count * 16;
+        while off < end {
+            let want = usize::try_from(end - off)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let n = self.read_file_at(off, &mut buf[..want])?;
+            if n < want {
+                return Ok(Some("chunk index cut short".into()));
+            }
+            c = super::csum::chunk_check_from(c, &buf[..n]);
+            off += n as u64;
+        }
+        Ok((c != stored).then(|| {
+            format!("chunk index of {count} entries does not match its check value (expected {stored:#010x}, found {c:#010x})")
+        }))
     }
 
     /// True when the bytes from `pos` to the end of its sector are zero.
@@ -362,15 +404,26 @@ impl Media {
                 }
             }
             Some(clen) => {
-                let mut payload = vec![0u8; clen as usize];
-                let n = self.read_file_at(seg.file_off + CHUNK_HEADER, &mut payload)?;
-                if n < payload.len() {
+                let mut chunk = vec![0u8; CHUNK_HEADER as usize + clen as usize];
+                let n = self.read_file_at(seg.file_off, &mut chunk)?;
+                if n < chunk.len() {
                     return Err(Error::Truncated {
                         at: loc(),
                         what: "the payload of a compressed chunk".into(),
                     });
                 }
-                crate::xpress::decompress_into(&payload, &mut out).map_err(|e| Error::Corrupt {
+                let (header, payload) = chunk.split_at(CHUNK_HEADER as usize);
+                let stored = u32_at(header, CHECK_AT).unwrap_or(0);
+                let computed = super::csum::chunk_check(payload);
+                if stored != computed {
+                    return Err(Error::Corrupt {
+                        at: loc(),
+                        what: "compressed chunk's payload does not match its check value".into(),
+                        expected: Some(format!("{stored:#010x}")),
+                        found: Some(format!("{computed:#010x}")),
+                    });
+                }
+                crate::xpress::decompress_into(payload, &mut out).map_err(|e| Error::Corrupt {
                     at: loc(),
                     what: format!("compressed chunk does not decode ({e})"),
                     expected: Some(format!("{} decoded bytes", seg.ulen)),

@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 mod config;
+mod csum;
 mod dblk;
 mod le;
 mod media;
@@ -197,10 +198,12 @@ impl MtfDevice {
             at.block = Some(seg.index);
         }
         if d.truncated {
-            Error::Truncated {
-                at,
-                what: d.what.clone(),
-            }
+            // The walk words its damage as a sentence; the error reads "media end before ...".
+            let what = match d.what.strip_prefix("media end before ") {
+                Some(rest) => rest.to_string(),
+                None => format!("the end of the backup set ({})", d.what),
+            };
+            Error::Truncated { at, what }
         } else {
             Error::Corrupt {
                 at,
@@ -534,12 +537,47 @@ pub fn read_stream(
             },
         });
     }
+    for (d, s) in &holders {
+        if !s.closed() {
+            return Err(Error::Truncated {
+                at: d.loc().at(d.media.file_offset_of(s.end)),
+                what: format!(
+                    "the ESET block that closes backup set {position} (the set is incomplete)"
+                ),
+            });
+        }
+    }
     let mut written = 0u64;
     for (d, s) in &holders {
+        let mut sums = checksummed_streams(d, s);
         let streams: Vec<&StreamRec> = d.streams_of(s, block, id).collect();
         for st in streams {
             let (off, len) = payload(st);
-            written += copy_range(&d.media, off, len, out)?;
+            let Some(k) = sums.iter().position(|c| c.hdr_off == st.hdr_off) else {
+                written += copy_range(&d.media, off, len, out, None)?;
+                continue;
+            };
+            // A backup checksum: the bytes are checked as they go out, and a mismatch fails
+            // the restore at the stream's end (RESTORE WITH CHECKSUM does the same).
+            let mut c = sums.swap_remove(k);
+            written += copy_range(&d.media, off, len, out, Some(&mut c.sum))?;
+            if let Some(o) = c.csum_off {
+                if let Some(b) = d.media.read_vec(o, 4)? {
+                    c.stored_len = b.len().min(4);
+                    c.stored[..c.stored_len].copy_from_slice(&b[..c.stored_len]);
+                }
+            }
+            if let Some(p) = c.problem(d, position) {
+                let mut at = d.loc().at(p.offset.unwrap_or(0));
+                at.position = Some(position);
+                at.block = p.block;
+                return Err(Error::Corrupt {
+                    at,
+                    what: format!("{}; the restored bytes are wrong", p.what),
+                    expected: p.expected,
+                    found: p.found,
+                });
+            }
         }
     }
     out.flush().map_err(write_err)?;
@@ -568,17 +606,58 @@ pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write) -> Result<u64> {
             });
         }
     }
-    let written = copy_range(&device.media, 0, device.media.len(), out)?;
+    let patches = sfmb_patches(device);
+    let mut written = 0u64;
+    let mut buf = Vec::new();
+    device
+        .media
+        .stream_range(0, device.media.len(), &mut |at, piece| match piece {
+            Ok(bytes) => {
+                let end = at + bytes.len() as u64;
+                let hit = patches
+                    .iter()
+                    .filter(|(o, v)| *o < end && o + v.len() as u64 > at);
+                let bytes = if hit.clone().next().is_some() {
+                    buf.clear();
+                    buf.extend_from_slice(bytes);
+                    for (o, v) in hit {
+                        for (k, &b) in v.iter().enumerate() {
+                            if let Some(i) = (o + k as u64).checked_sub(at) {
+                                if let Some(x) = buf.get_mut(i as usize) {
+                                    *x = b;
+                                }
+                            }
+                        }
+                    }
+                    &buf[..]
+                } else {
+                    bytes
+                };
+                out.write_all(bytes).map_err(write_err)?;
+                written += bytes.len() as u64;
+                Ok(())
+            }
+            Err((_, e)) => Err(e),
+        })?;
     out.flush().map_err(write_err)?;
     Ok(written)
 }
 
 /// Copy `len` bytes of the (decompressed) MTF stream from `off` to `out`; returns the bytes
 /// written. A damaged piece ends the copy with its error.
-fn copy_range(media: &media::Media, off: u64, len: u64, out: &mut dyn Write) -> Result<u64> {
+fn copy_range(
+    media: &media::Media,
+    off: u64,
+    len: u64,
+    out: &mut dyn Write,
+    mut sum: Option<&mut csum::StreamSum>,
+) -> Result<u64> {
     let mut written = 0u64;
     media.stream_range(off, len, &mut |_, piece| match piece {
         Ok(bytes) => {
+            if let Some(s) = sum.as_deref_mut() {
+                s.feed(bytes);
+            }
             out.write_all(bytes).map_err(write_err)?;
             written += bytes.len() as u64;
             Ok(())
@@ -586,6 +665,30 @@ fn copy_range(media: &media::Media, off: u64, len: u64, out: &mut dyn Write) -> 
         Err((_, e)) => Err(e),
     })?;
     Ok(written)
+}
+
+/// The bytes to change so that the decompressed MTF stream of a compressed device stands on its
+/// own: its soft filemark tables list the earlier filemarks by their offsets in the compressed
+/// file; in the stream written out they must be offsets in that stream. Tables whose entries are
+/// not the expected compressed offsets (damage) are left as they are; the entries lie outside
+/// the 52-byte header, so no checksum changes.
+fn sfmb_patches(device: &MtfDevice) -> Vec<(u64, Vec<u8>)> {
+    let media = &device.media;
+    if media.map.is_none() {
+        return Vec::new();
+    }
+    let marks = &device.cat.sfmbs;
+    let mut patches = Vec::new();
+    for (k, (off, table)) in marks.iter().enumerate() {
+        let earlier = marks[..k].iter().rev().map(|(o, _)| *o);
+        let in_file: Vec<u64> = earlier.clone().map(|o| media.file_offset_of(o)).collect();
+        if table.entries.is_empty() || table.entries != in_file {
+            continue;
+        }
+        let bytes: Vec<u8> = earlier.flat_map(u64::to_le_bytes).collect();
+        patches.push((off + table.array as u64, bytes));
+    }
+    patches
 }
 
 /// Verify sets (RESTORE VERIFYONLY): every block and stream header checksum, the block chain
@@ -736,6 +839,7 @@ pub fn verify(
                 .iter()
                 .map(|&(o, _)| pages::PageChecker::new(o, fids.clone()))
                 .collect();
+            let mut sums = checksummed_streams(d, s);
             let mut bytes = 0u64;
             let mut chunk_problems = Vec::new();
             let span = s.end.saturating_sub(s.sset_off);
@@ -744,20 +848,47 @@ pub fn verify(
                     Ok(b) => {
                         bytes += b.len() as u64;
                         let end = at + b.len() as u64;
+                        let part = |o: u64, l: u64| {
+                            let (lo, hi) = (at.max(o), end.min(o + l));
+                            (lo < hi).then(|| (lo, &b[(lo - at) as usize..(hi - at) as usize]))
+                        };
                         for (c, &(o, l)) in checkers.iter_mut().zip(&data) {
-                            let lo = at.max(o);
-                            let hi = end.min(o + l);
-                            if lo < hi {
-                                c.feed(lo, &b[(lo - at) as usize..(hi - at) as usize]);
+                            if let Some((lo, p)) = part(o, l) {
+                                c.feed(lo, p);
+                            }
+                        }
+                        for c in &mut sums {
+                            if let Some((_, p)) = part(c.data.0, c.data.1) {
+                                c.sum.feed(p);
+                            }
+                            if let Some(o) = c.csum_off {
+                                if let Some((lo, p)) = part(o, csum::CSUM_LEN) {
+                                    let k = (lo - o) as usize;
+                                    c.stored[k..k + p.len()].copy_from_slice(p);
+                                    c.stored_len += p.len();
+                                }
                             }
                         }
                     }
-                    Err((_, e)) => chunk_problems.push(e),
+                    Err((len, e)) => {
+                        // The chunk's own problem is reported; a checksum over bytes that could
+                        // not be read says nothing more.
+                        for c in &mut sums {
+                            c.gap |= at < c.data.0 + c.data.1 && at + len > c.data.0;
+                        }
+                        chunk_problems.push(e)
+                    }
                 }
                 Ok(())
             })?;
             for c in &mut checkers {
                 c.finish();
+            }
+            for c in sums {
+                if let Some(p) = c.problem(d, pos) {
+                    truncated_only = false;
+                    rep.problems.push(p);
+                }
             }
             for e in chunk_problems {
                 truncated_only &= matches!(e, Error::Truncated { .. });
@@ -813,6 +944,98 @@ pub fn verify(
         }
     }
     Ok(reports)
+}
+
+/// A data or log stream that carries a backup checksum, and what verification gathered of it.
+struct Checked {
+    id: [u8; 4],
+    /// MTF offset of the stream's header.
+    hdr_off: u64,
+    /// The checksummed bytes: the stream's data after its pad bytes.
+    data: (u64, u64),
+    /// MTF offset of the CSUM stream's 4 data bytes; `None` when no CSUM stream follows.
+    csum_off: Option<u64>,
+    stored: [u8; 4],
+    stored_len: usize,
+    sum: csum::StreamSum,
+    /// Part of the data could not be read (a chunk that does not decode).
+    gap: bool,
+}
+
+impl Checked {
+    /// The problem with this stream's checksum, if any. A CSUM whose bytes could not be read
+    /// (a chunk that does not decode) is left to the chunk's own problem.
+    fn problem(self, d: &MtfDevice, pos: u32) -> Option<Problem> {
+        let name = String::from_utf8_lossy(&self.id).into_owned();
+        let (what, at, expected, found) = match self.csum_off {
+            None => (
+                format!("stream {name} is marked checksummed (media attribute 0x100) but no 4-byte CSUM stream follows it"),
+                self.hdr_off,
+                Some("CSUM".to_string()),
+                None,
+            ),
+            Some(o) => {
+                if self.gap || self.stored_len != self.stored.len() {
+                    return None;
+                }
+                let stored = u32::from_le_bytes(self.stored);
+                let (computed, sectors) = self.sum.finish();
+                if csum::matches(stored, computed, sectors) {
+                    return None;
+                }
+                (
+                    format!("backup checksum (CSUM) of stream {name} does not match its data"),
+                    o,
+                    Some(format!("{stored:#010x}")),
+                    Some(format!("{computed:#010x}")),
+                )
+            }
+        };
+        Some(Problem {
+            device: d.media.device(),
+            family: Some(d.family()),
+            position: Some(pos),
+            block: d.media.seg_at(at).map(|g| g.index),
+            offset: Some(d.media.file_offset_of(at)),
+            what: if d.media.map.is_some() {
+                format!("{what} (decompressed MTF offset {at})")
+            } else {
+                what
+            },
+            expected,
+            found,
+        })
+    }
+}
+
+/// Every MQDA and MQTL stream of a set marked as followed by a CSUM stream.
+fn checksummed_streams(d: &MtfDevice, s: &SetRec) -> Vec<Checked> {
+    let mut out = Vec::new();
+    for b in s.blocks.iter().filter_map(|&i| d.cat.blocks.get(i)) {
+        for (k, st) in b.streams.iter().enumerate() {
+            if !(st.id == *b"MQDA" || st.id == *b"MQTL")
+                || st.media_attrs & csum::ATTR_CSUM_FOLLOWS == 0
+            {
+                continue;
+            }
+            let csum_off = b
+                .streams
+                .get(k + 1)
+                .filter(|n| n.id == *b"CSUM" && n.len == csum::CSUM_LEN)
+                .map(|n| n.data_off);
+            out.push(Checked {
+                id: st.id,
+                hdr_off: st.hdr_off,
+                data: payload(st),
+                csum_off,
+                stored: [0; 4],
+                stored_len: 0,
+                sum: csum::StreamSum::default(),
+                gap: false,
+            });
+        }
+    }
+    out
 }
 
 fn problem_of(d: &MtfDevice, x: &walk::Damage, pos: Option<u32>) -> Problem {
