@@ -93,7 +93,7 @@ fn xor_words(b: &[u8]) -> u32 {
 /// a chunk index's entries: the payload, zero-padded to a multiple of 4, as little-endian u32
 /// words w; c = 0, then c = rotl32(c, 1) ^ w for each word. Verified on all 527 chunks and 4
 /// indexes of the compressed fixtures.
-pub(crate) fn chunk_check(payload: &[u8]) -> u32 {
+pub fn chunk_check(payload: &[u8]) -> u32 {
     chunk_check_from(0, payload)
 }
 

@@ -21,6 +21,8 @@ mod media;
 mod pages;
 mod walk;
 
+pub use csum::chunk_check;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
