@@ -93,8 +93,10 @@ impl Pool {
         lock(&self.state).0.push(b);
         self.cv.notify_one();
     }
-    /// Wake every waiter (after an abort).
+    /// Wake every waiter (after an abort). The lock is taken first, so a waiter that has
+    /// checked the abort flag but not yet begun to wait cannot miss the wake-up.
     pub fn wake(&self) {
+        drop(lock(&self.state));
         self.cv.notify_all();
     }
 }
@@ -152,8 +154,9 @@ impl<T> Queue<T> {
         lock(&self.state).1 = true;
         self.cv.notify_all();
     }
-    /// Wake every waiter (after an abort).
+    /// Wake every waiter (after an abort); see [`Pool::wake`].
     pub fn wake(&self) {
+        drop(lock(&self.state));
         self.cv.notify_all();
     }
 }
@@ -212,8 +215,9 @@ impl<T> Ordered<T> {
             g = wait(&self.cv, g);
         }
     }
-    /// Wake every waiter.
+    /// Wake every waiter; see [`Pool::wake`].
     pub fn wake(&self) {
+        drop(lock(&self.state));
         self.cv.notify_all();
     }
 }

@@ -558,6 +558,15 @@ pub fn read_set(
     let set_id = f0.header.set_id;
     let position = opts.position;
 
+    // After a failure every thread must see the flag at once, not at its next 50 ms re-check.
+    let fail = move |e: Error| {
+        abort.fail(e);
+        pool.wake();
+        jobs.wake();
+        done.wake();
+        drop(heads.lock().unwrap_or_else(|p| p.into_inner()));
+        heads_cv.notify_all();
+    };
     let result = std::thread::scope(|s| -> Result<ReadSummary> {
         for (i, p) in fams.into_iter().enumerate() {
             s.spawn(move || {
@@ -567,7 +576,7 @@ pub fn read_set(
                     )
                 });
                 if let Err(e) = r {
-                    abort.fail(e);
+                    fail(e);
                 }
                 heads_cv.notify_all();
             });
@@ -578,14 +587,14 @@ pub fn read_set(
             });
             jobs.close();
             if let Err(e) = r {
-                abort.fail(e);
+                fail(e);
             }
         });
         for _ in 0..threads {
             s.spawn(move || {
                 let r = guarded("decompression", || read_worker(jobs, done, abort));
                 if let Err(e) = r {
-                    abort.fail(e);
+                    fail(e);
                 }
             });
         }
@@ -620,13 +629,10 @@ pub fn read_set(
             Ok(())
         })();
         if let Err(e) = r {
-            abort.fail(e);
+            fail(e);
         }
         if abort.is_set() {
-            pool.wake();
-            jobs.wake();
-            done.wake();
-            heads_cv.notify_all();
+            fail(Error::Interrupted);
             return Err(abort.take().unwrap_or(Error::Interrupted));
         }
         out.flush().map_err(|e| Error::io(out_name, "write", e))?;

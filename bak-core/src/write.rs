@@ -656,10 +656,12 @@ pub fn write_set(
     let leading = &leading;
     let set_header = &set_header;
     let threads = opts.threads.max(1);
+    // After a failure every thread must see the flag at once, not at its next 50 ms re-check.
     let wake_all = || {
         pool.wake();
         jobs.wake();
         ready.wake();
+        drop(finish.lock().unwrap_or_else(|p| p.into_inner()));
         finish_cv.notify_all();
     };
 
@@ -695,6 +697,7 @@ pub fn write_set(
                 let r = guarded("device writer", || device_writer(d, p, ctx));
                 if let Err(e) = &r {
                     abort.fail(clone_err(e));
+                    wake_all();
                 }
                 r
             }));
