@@ -14,6 +14,7 @@ use super::dblk::{Dblk, DBLK_LEN};
 use super::le::{u16_at, u32_at, u8_at};
 use crate::error::{Error, Location, Result};
 use crate::model::MediaKind;
+use crate::pipeline::{guarded, Abort, Ordered, Pool, Queue};
 
 /// Magic of a compressed SQL Server backup.
 pub(crate) const MSSQLBAK: &[u8; 8] = b"MSSQLBAK";
@@ -387,15 +388,23 @@ impl Media {
 
     /// Decode one piece (or read a raw block) into a fresh buffer.
     pub fn decode(&self, seg: &Seg) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.decode_into(seg, &mut out, &mut Vec::new())?;
+        Ok(out)
+    }
+
+    /// Decode one piece (or read a raw block) into `out` (resized to the piece's length),
+    /// reading the compressed chunk through `scratch`; both are reused from call to call.
+    pub fn decode_into(&self, seg: &Seg, out: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Result<()> {
         let loc = || {
             Location::device(self.device())
                 .block(seg.index)
                 .at(seg.file_off)
         };
-        let mut out = vec![0u8; seg.ulen as usize];
+        out.resize(seg.ulen as usize, 0);
         match seg.clen {
             None => {
-                let n = self.read_file_at(seg.file_off, &mut out)?;
+                let n = self.read_file_at(seg.file_off, out)?;
                 if n < out.len() {
                     return Err(Error::Truncated {
                         at: loc(),
@@ -404,15 +413,15 @@ impl Media {
                 }
             }
             Some(clen) => {
-                let mut chunk = vec![0u8; CHUNK_HEADER as usize + clen as usize];
-                let n = self.read_file_at(seg.file_off, &mut chunk)?;
-                if n < chunk.len() {
+                scratch.resize(CHUNK_HEADER as usize + clen as usize, 0);
+                let n = self.read_file_at(seg.file_off, scratch)?;
+                if n < scratch.len() {
                     return Err(Error::Truncated {
                         at: loc(),
                         what: "the payload of a compressed chunk".into(),
                     });
                 }
-                let (header, payload) = chunk.split_at(CHUNK_HEADER as usize);
+                let (header, payload) = scratch.split_at(CHUNK_HEADER as usize);
                 let stored = u32_at(header, CHECK_AT).unwrap_or(0);
                 let computed = super::csum::chunk_check(payload);
                 if stored != computed {
@@ -423,7 +432,7 @@ impl Media {
                         found: Some(format!("{computed:#010x}")),
                     });
                 }
-                crate::xpress::decompress_into(payload, &mut out).map_err(|e| Error::Corrupt {
+                crate::xpress::decompress_into(payload, out).map_err(|e| Error::Corrupt {
                     at: loc(),
                     what: format!("compressed chunk does not decode ({e})"),
                     expected: Some(format!("{} decoded bytes", seg.ulen)),
@@ -431,7 +440,7 @@ impl Media {
                 })?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Read MTF bytes at `off` into `buf`; returns the count read (short only at the end).
@@ -503,55 +512,74 @@ impl Media {
             .map(|n| n.get())
             .unwrap_or(1)
             .clamp(1, 64);
-        // At most 4 chunks per thread in flight: 255 * 512 bytes each at worst, so memory stays
-        // a few MiB whatever the backup's size.
-        let batch = threads * 4;
-        for group in segs.chunks(batch) {
-            let decoded: Vec<Result<Vec<u8>>> = if threads == 1 || group.len() == 1 {
-                group.iter().map(|s| self.decode(s)).collect()
-            } else {
-                let per = group.len().div_ceil(threads);
-                std::thread::scope(|sc| {
-                    let handles: Vec<_> = group
-                        .chunks(per)
-                        .map(|part| {
-                            sc.spawn(move || {
-                                part.iter().map(|s| self.decode(s)).collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    let mut all = Vec::with_capacity(group.len());
-                    for (h, part) in handles.into_iter().zip(group.chunks(per)) {
-                        match h.join() {
-                            Ok(v) => all.extend(v),
-                            Err(_) => all.extend(part.iter().map(|s| {
-                                Err(Error::corrupt(
-                                    Location::device(self.device())
-                                        .block(s.index)
-                                        .at(s.file_off),
-                                    "decoder thread failed",
-                                ))
-                            })),
-                        }
+        let piece = |seg: &Seg| {
+            let s_start = seg.mtf_off.max(off);
+            let s_end = (seg.mtf_off + u64::from(seg.ulen)).min(end);
+            let lo = usize::try_from(s_start - seg.mtf_off).unwrap_or(0);
+            let hi = usize::try_from(s_end - seg.mtf_off).unwrap_or(0);
+            (s_start, s_end, lo, hi)
+        };
+        let mut emit = |seg: &Seg, r: Result<()>, data: &[u8]| {
+            let (s_start, s_end, lo, hi) = piece(seg);
+            match r {
+                Ok(()) => sink(s_start, Ok(data.get(lo..hi).unwrap_or(&[]))),
+                Err(e) => sink(s_start, Err((s_end - s_start, e))),
+            }
+        };
+        if threads == 1 || segs.len() <= 1 {
+            let (mut out, mut scratch) = (Vec::new(), Vec::new());
+            for seg in segs {
+                let r = self.decode_into(seg, &mut out, &mut scratch);
+                emit(seg, r, &out)?;
+            }
+            return Ok(());
+        }
+        // A feeder hands chunk numbers with a buffer to the decoders; finished chunks go out in
+        // order from this thread. At most 4 buffers per thread exist (255 * 512 bytes each at
+        // worst), so memory stays a few MiB whatever the backup's size.
+        let abort = Abort::default();
+        let pool = Pool::new(threads * 4, 0);
+        let jobs: Queue<(usize, Vec<u8>)> = Queue::new(threads * 4);
+        let done: Ordered<(Result<()>, Vec<u8>)> = Ordered::default();
+        done.finish(segs.len() as u64);
+        let stop = || {
+            abort.raise();
+            pool.wake();
+            jobs.wake();
+            done.wake();
+        };
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                for i in 0..segs.len() {
+                    let Some(buf) = pool.get(&abort) else { break };
+                    if !jobs.push((i, buf), &abort) {
+                        break;
                     }
-                    all
-                })
-            };
-            for (seg, r) in group.iter().zip(decoded) {
-                let s_start = seg.mtf_off.max(off);
-                let s_end = (seg.mtf_off + u64::from(seg.ulen)).min(end);
-                let lo = usize::try_from(s_start - seg.mtf_off).unwrap_or(0);
-                let hi = usize::try_from(s_end - seg.mtf_off).unwrap_or(0);
-                match r {
-                    Ok(data) => {
-                        let piece = data.get(lo..hi).unwrap_or(&[]);
-                        sink(s_start, Ok(piece))?;
+                }
+                jobs.close();
+            });
+            for _ in 0..threads {
+                sc.spawn(|| {
+                    let mut scratch = Vec::new();
+                    while let Some((i, mut buf)) = jobs.pop(&abort) {
+                        let r = guarded("chunk decoder", || {
+                            self.decode_into(&segs[i], &mut buf, &mut scratch)
+                        });
+                        done.put(i as u64, (r, buf));
                     }
-                    Err(e) => sink(s_start, Err((s_end - s_start, e)))?,
+                });
+            }
+            let mut result = Ok(());
+            while let Some((i, (r, buf))) = done.take(&abort) {
+                result = emit(&segs[i as usize], r, &buf);
+                pool.put(buf);
+                if result.is_err() {
+                    break;
                 }
             }
-        }
-        Ok(())
+            stop();
+            result
+        })
     }
 
     /// The container piece holding MTF offset `off` (compressed devices only).
