@@ -48,7 +48,8 @@ struct Args {
     /// SQL Server backups: which stream to write, the database pages (data) or the log.
     #[arg(long, value_name = "STREAM", default_value = "data", value_parser = ["data", "log"])]
     stream: String,
-    /// SQL Server backups: list the streams of the set with offsets and sizes, write nothing else.
+    /// SQL Server backups: list the streams of the set with the offset of each one's data (past
+    /// its 22-byte header) and its length, write nothing else.
     #[arg(long)]
     list_streams: bool,
     /// SQL Server backups: write the (decompressed) Microsoft Tape Format stream itself; for a

@@ -387,3 +387,34 @@ fn every_flipped_bit_in_a_compressed_payload_is_found_at_its_chunk() {
         "{out}"
     );
 }
+
+#[test]
+fn a_set_copied_after_the_last_one_is_not_passed_over() {
+    let Some(f) = fixture("pubs_UGR95.bak") else {
+        return;
+    };
+    let t = TempDir::new("dupset");
+    let m = std::fs::read(&f).unwrap();
+    // The set starts at its SSET block (on a 512-byte boundary); append it again, whole.
+    let sset = (0..m.len())
+        .step_by(512)
+        .find(|&i| &m[i..i + 4] == b"SSET")
+        .unwrap();
+    let mut twice = m.clone();
+    twice.extend_from_slice(&m[sset..]);
+    let p = t.path("twice.bak");
+    std::fs::write(&p, &twice).unwrap();
+    let v = run("bak-verify", &os(&args![&p]), b"");
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "offset {}: backup set number 1 follows set 1 on the media",
+            m.len()
+        )),
+        "{out}"
+    );
+    // The listing still has the one real set.
+    let h = run("bak-header", &os(&args!["--json", &p]), b"");
+    assert_eq!(String::from_utf8_lossy(&h.stdout).lines().count(), 1);
+}

@@ -583,7 +583,7 @@ impl Walker<'_> {
         // The SFMB after the ESETs closes the set.
         if cur.as_ref().is_some_and(|s| s.closed()) {
             if let Some(s) = cur.take() {
-                self.cat.sets.push(s);
+                self.push_set(s);
             }
         }
         Ok(pos + size)
@@ -613,6 +613,29 @@ impl Walker<'_> {
             );
         }
         s.end = s.end.max(end);
+        self.push_set(s);
+    }
+
+    /// Record a set. Sets on a device are numbered 1, 2, 3 in order; one whose number does not
+    /// follow the previous set's (a repeated or spliced copy) is damage, named where it starts,
+    /// and is not listed: its blocks count as bytes after the last set.
+    fn push_set(&mut self, s: SetRec) {
+        if let Some(prev) = self.cat.sets.last() {
+            if s.position <= prev.position {
+                let (at, want, found) = (s.sset_off, prev.position + 1, s.position);
+                self.damage(
+                    at,
+                    format!(
+                        "backup set number {found} follows set {} on the media",
+                        prev.position
+                    ),
+                    Some(format!("set {want} or later")),
+                    Some(format!("set {found}")),
+                    false,
+                );
+                return;
+            }
+        }
         self.cat.sets.push(s);
     }
 
