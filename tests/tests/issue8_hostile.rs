@@ -202,20 +202,58 @@ fn a_directory_a_missing_path_and_an_unreadable_device_are_clear_errors() {
         assert_eq!(o.code, 2, "{tool}");
         assert!(o.stderr.contains("nope.bak"), "{tool}: {}", o.stderr);
     }
-    if is_root() {
-        eprintln!("SKIPPED (part): file permissions do not bind root");
-        return;
-    }
     let d = t.path("secret.bak");
     assert_eq!(run("bak-write", &os(&args!["--quiet", &d]), b"x").code, 0);
-    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    let o = run("bak-read", &os(&args![&d]), b"");
-    assert_eq!(o.code, 2);
+    let ro = t.path("readonly.bak");
+    assert_eq!(run("bak-write", &os(&args!["--quiet", &ro]), b"x").code, 0);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+    // Permissions do not bind root: as root, run the tools as nobody (setpriv, util-linux).
+    let as_user = |tool: &str, args: &[&std::ffi::OsStr], stdin: &[u8]| -> Output {
+        if !is_root() {
+            return run(tool, args, stdin);
+        }
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin(tool))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut ch = c.spawn().expect("setpriv");
+        use std::io::Write;
+        let _ = ch.stdin.take().unwrap().write_all(stdin);
+        let o = ch.wait_with_output().unwrap();
+        Output {
+            code: o.status.code().unwrap_or(-1),
+            stdout: o.stdout,
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    if is_root() && !have("setpriv") {
+        eprintln!("SKIPPED (part): running as root without setpriv to drop privileges");
+        return;
+    }
+    for tool in ["bak-read", "bak-header", "bak-verify"] {
+        let o = as_user(tool, &os(&args![&d]), b"");
+        assert_eq!(o.code, 2, "{tool}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("secret.bak") && o.stderr.contains("ermission"),
+            "{tool}: {}",
+            o.stderr
+        );
+    }
+    // Appending to media one may read but not write: refused, the media untouched.
+    let before = std::fs::read(&ro).unwrap();
+    let o = as_user("bak-write", &os(&args!["--quiet", &ro]), b"more");
+    assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(
-        o.stderr.contains("secret.bak") && o.stderr.contains("ermission"),
+        o.stderr.contains("readonly.bak") && o.stderr.contains("ermission"),
         "{}",
         o.stderr
     );
+    assert!(std::fs::read(&ro).unwrap() == before);
 }
 
 /// Wait (up to 20 s) until a writer has put its media header on the device: by then it holds
