@@ -133,6 +133,15 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
+    // Restored bytes are binary: refuse a terminal, before any media are opened.
+    {
+        use std::io::IsTerminal;
+        let to_stdout = args.output.as_ref().is_none_or(|p| p.as_os_str() == "-");
+        anyhow::ensure!(
+            args.list_streams || !to_stdout || !std::io::stdout().is_terminal(),
+            "refusing to write the restored bytes to a terminal; redirect standard output or give -o FILE"
+        );
+    }
     let media = open_media(&args.devices)?;
     bak_cli::announce("bak-read", &media, args.quiet);
     let devs = match media {

@@ -270,3 +270,66 @@ fn wait_for_label(d: &std::path::Path) {
     }
     panic!("{} never got its media header", d.display());
 }
+
+/// Run `cmd` under `script`, which gives it a terminal (a pty) for stdin, stdout and stderr;
+/// returns its exit code and what it wrote to the terminal.
+fn on_a_terminal(cmd: &str) -> (i32, String) {
+    let o = std::process::Command::new("script")
+        .args(["-qec", cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn a_terminal_gets_no_binary_output_and_a_live_progress_bar() {
+    if !have("script") {
+        eprintln!("SKIPPED: no `script` (util-linux) to give the tools a terminal");
+        return;
+    }
+    let t = TempDir::new("tty");
+    let input = t.path("in");
+    std::fs::write(&input, data(40 << 20, 5)).unwrap();
+    let (bw, br) = (bin("bak-write"), bin("bak-read"));
+    let dev = t.path("d.bak");
+    // Media to a terminal: refused.
+    let (code, out) = on_a_terminal(&format!("{} - < {}", bw.display(), input.display()));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("refusing to write backup media to a terminal"),
+        "{out}"
+    );
+    // Progress on a terminal: a bar redrawn in place, then the summary.
+    let (code, out) = on_a_terminal(&format!(
+        "{} --max-transfer-size 64K {} < {}",
+        bw.display(),
+        dev.display(),
+        input.display()
+    ));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\x1b[2K") && out.contains("MiB/s"), "{out:?}");
+    assert!(out.contains("BACKUP processed 41943040 bytes"), "{out}");
+    // Restored bytes to a terminal: refused, before anything is written; a pipe is fine.
+    let (code, out) = on_a_terminal(&format!("{} {}", br.display(), dev.display()));
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("refusing to write the restored bytes to a terminal"),
+        "{out}"
+    );
+    assert!(!out.contains("RESTORE processed"), "{out}");
+    let (code, out) = on_a_terminal(&format!("{} -q {} | wc -c", br.display(), dev.display()));
+    assert_eq!((code, out.trim()), (0, "41943040"));
+    // --quiet: nothing at all on the terminal.
+    let quiet = t.path("q.bak");
+    let (code, out) = on_a_terminal(&format!(
+        "{} -q {} < {}",
+        bw.display(),
+        quiet.display(),
+        input.display()
+    ));
+    assert_eq!((code, out.as_str()), (0, ""));
+}
