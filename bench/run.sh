@@ -49,9 +49,9 @@ exec 9>"$W/lock"
 flock -n 9 || die "another run.sh is running (bench/work/lock)"
 
 # ---------------------------------------------------------------- tools
-need=(hyperfine mbuffer pv zstd perf /usr/bin/time cargo awk numfmt)
+need=(hyperfine mbuffer pv zstd perf /usr/bin/time jq taskset cargo awk numfmt)
 declare -A pkg=([hyperfine]=hyperfine [mbuffer]=mbuffer [pv]=pv [zstd]=zstd [perf]=linux-perf
-    [/usr/bin/time]=time)
+    [/usr/bin/time]=time [jq]=jq [taskset]=util-linux)
 missing=()
 for t in "${need[@]}"; do command -v "$t" >/dev/null || missing+=("$t"); done
 if ((${#missing[@]})); then
