@@ -405,6 +405,14 @@ pub fn verify_bak(
             seconds,
         });
     }
+    if opts.stop_on_error {
+        // STOP_ON_ERROR: the report ends at the first problem, in media order (families stop
+        // reading at their own first problem, so later sets would only show that).
+        if let Some(i) = reports.iter().position(|r| !r.problems.is_empty()) {
+            reports.truncate(i + 1);
+            reports[i].problems.truncate(1);
+        }
+    }
     Ok(reports)
 }
 

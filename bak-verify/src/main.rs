@@ -34,7 +34,7 @@ struct Args {
     /// Check stored bytes only, without decompressing (bak media).
     #[arg(long)]
     fast: bool,
-    /// Stop at the first problem.
+    /// Stop at the first problem (STOP_ON_ERROR): report it alone, and no set after it.
     #[arg(long)]
     stop_on_error: bool,
     /// Decoding threads (default: the number of cores).

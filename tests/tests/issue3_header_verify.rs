@@ -503,6 +503,23 @@ fn stop_on_error_reports_only_the_first_problem() {
     assert_eq!(one.code, 1);
     assert_eq!(rep["Problems"].as_array().unwrap().len(), 1, "{rep}");
     assert_eq!(rep["Verdict"], "damaged");
+    // Over every set: the report stops at set 1, whose one problem is the first; set 2
+    // (intact, on the same media) is not reported after it.
+    let every = tool("bak-verify", &args!["--json", "--stop-on-error", &devs]);
+    assert_eq!(every.code, 1);
+    let reps: Vec<serde_json::Value> = String::from_utf8(every.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reps.len(), 1, "{reps:?}");
+    assert_eq!(reps[0]["Position"], 1);
+    assert_eq!(reps[0]["Problems"].as_array().unwrap().len(), 1);
+    let without = tool("bak-verify", &args!["--json", &devs]);
+    assert_eq!(
+        String::from_utf8(without.stdout).unwrap().lines().count(),
+        2
+    );
 }
 
 #[test]
