@@ -576,6 +576,17 @@ impl<R: Read> RecordReader<R> {
         Ok(())
     }
 
+    /// The underlying reader, to take bytes from it directly (a memory map); report what was
+    /// taken with [`RecordReader::advanced`] so offsets stay right.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// `n` bytes were taken from the underlying reader directly.
+    pub fn advanced(&mut self, n: u64) {
+        self.offset += n;
+    }
+
     /// The underlying reader.
     pub fn into_inner(self) -> R {
         self.inner

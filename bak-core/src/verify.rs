@@ -17,7 +17,7 @@ use crate::media::{scan_family, RecordReader};
 use crate::model::{Problem, SetReport};
 use crate::pipeline::{Abort, Pool, Queue};
 use crate::read::{order_families, Opened};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What to verify, and how.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +45,24 @@ struct DecodeJob {
     position: u32,
     family: u16,
     header: BlockHeader,
-    buf: Vec<u8>,
+    buf: Payload,
     at: Location,
+}
+
+/// A checked block payload on its way to the decoders: in place in a family's memory map, or
+/// copied into a pooled buffer (a family read from a pipe).
+enum Payload {
+    Mapped(Arc<memmap2::Mmap>, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Mapped(m, r) => m.get(r.clone()).unwrap_or(&[]),
+            Payload::Owned(v) => v,
+        }
+    }
 }
 
 struct DecodeResult {
@@ -63,7 +79,8 @@ impl Decoders {
         while let Some(j) = self.jobs.pop(&self.abort) {
             let h = &j.header;
             let ol = h.original_len as usize;
-            let payload = &j.buf[..h.stored_len as usize];
+            let bytes = j.buf.bytes();
+            let payload = bytes.get(..h.stored_len as usize).unwrap_or(bytes);
             let got = match h.codec {
                 BlockCodec::Raw => {
                     let mut x = xxhash_rust::xxh3::Xxh3::new();
@@ -112,7 +129,9 @@ impl Decoders {
                     problem,
                     original,
                 });
-            self.pool.put(j.buf);
+            if let Payload::Owned(b) = j.buf {
+                self.pool.put(b);
+            }
         }
     }
 }
@@ -462,18 +481,18 @@ fn verify_family(
         Some(f) => Some(map_shared(f, &name)?),
         None => None,
     };
-    let open_at = |off: u64| -> Result<RecordReader<Box<dyn Read + Send>>> {
+    let open_at = |off: u64| -> Result<RecordReader<Box<dyn Source>>> {
         let Some(m) = &map else {
             return Err(Error::Refused {
                 what: "not a file".into(),
             });
         };
         let reader = MapReader {
-            map: std::sync::Arc::clone(m),
+            map: Arc::clone(m),
             pos: off.min(m.len() as u64) as usize,
         };
         Ok(RecordReader::new(
-            Box::new(reader) as Box<dyn Read + Send>,
+            Box::new(reader) as Box<dyn Source>,
             off,
             at.clone(),
         ))
@@ -485,7 +504,7 @@ fn verify_family(
             None if file.is_some() => (1, 0, open_at(FIRST_SET_OFFSET)?),
             None => {
                 let (head, stream) = d.into_stream();
-                let rest: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(stream));
+                let rest: Box<dyn Source> = Box::new(std::io::Cursor::new(head).chain(stream));
                 let mut r = RecordReader::new(rest, 0, at.clone());
                 r.skip(FIRST_SET_OFFSET, "set map")?;
                 (1, 0, r)
@@ -626,7 +645,7 @@ fn check_head(head: &[u8], label: &MediaHeader, at: &Location, problems: &mut Ve
 /// its end-of-set frame when the set's framing held to the end.
 #[allow(clippy::too_many_arguments)]
 fn verify_set(
-    r: &mut RecordReader<Box<dyn Read + Send>>,
+    r: &mut RecordReader<Box<dyn Source>>,
     label: &MediaHeader,
     position: u32,
     prev_eset: u64,
@@ -773,10 +792,22 @@ fn verify_set(
                     return (s, None); // the payload length cannot be trusted: framing lost
                 }
                 let stored = h.stored_len as usize;
-                if payload.len() < stored {
-                    payload.resize(payload.capacity().max(stored), 0);
-                }
-                if let Err(e) = r.read_exact(&mut payload[..stored], "block payload") {
+                // From a map the payload is checked (and decoded) where it lies; from a pipe it
+                // is read into a buffer.
+                let mapped = r.get_mut().take_mapped(stored);
+                let read = match &mapped {
+                    Some(_) => {
+                        r.advanced(stored as u64);
+                        Ok(())
+                    }
+                    None => {
+                        if payload.len() < stored {
+                            payload.resize(payload.capacity().max(stored), 0);
+                        }
+                        r.read_exact(&mut payload[..stored], "block payload")
+                    }
+                };
+                if let Err(e) = read {
                     let mut p = problem(&bat, &e);
                     p.what = format!(
                         "the end of the backup set is missing on this family (interrupted set): {}",
@@ -808,7 +839,11 @@ fn verify_set(
                     );
                 }
                 last_seq = Some(h.seq);
-                let crc = crc32fast::hash(&payload[..stored]);
+                let bytes: &[u8] = match &mapped {
+                    Some((m, range)) => m.get(range.clone()).unwrap_or(&[]),
+                    None => &payload[..stored],
+                };
+                let crc = crc32fast::hash(bytes);
                 let framing = if crc != h.payload_crc {
                     Err(Error::mismatch(
                         bat.clone(),
@@ -817,20 +852,26 @@ fn verify_set(
                         format!("{crc:#010x}"),
                     ))
                 } else if h.codec == BlockCodec::Raw {
-                    check_raw_frame(&payload[..stored], h.original_len, &bat)
+                    check_raw_frame(bytes, h.original_len, &bat)
                 } else {
                     Ok(())
                 };
                 match (framing, dec) {
                     (Err(e), _) => fail!(&bat, e),
-                    // Checked stored bytes go to the shared decoders; the buffer is swapped for
-                    // a free one from their pool (no copy; the pool bounds what is in flight).
+                    // Checked stored bytes go to the shared decoders: a range of the map, or
+                    // the buffer swapped for a free one from their pool (no copy either way;
+                    // the queue and the pool bound what is in flight).
                     (Ok(()), Some(d)) => {
-                        if let Some(mut fresh) = d.pool.get(&d.abort) {
-                            if fresh.len() < payload.len() {
-                                fresh.resize(fresh.capacity().max(payload.len()), 0);
-                            }
-                            let buf = std::mem::replace(&mut payload, fresh);
+                        let buf = match mapped {
+                            Some((m, range)) => Some(Payload::Mapped(m, range)),
+                            None => d.pool.get(&d.abort).map(|mut fresh| {
+                                if fresh.len() < payload.len() {
+                                    fresh.resize(fresh.capacity().max(payload.len()), 0);
+                                }
+                                Payload::Owned(std::mem::replace(&mut payload, fresh))
+                            }),
+                        };
+                        if let Some(buf) = buf {
                             d.jobs.push(
                                 DecodeJob {
                                     position,
@@ -965,7 +1006,7 @@ fn verify_set(
 }
 
 /// Map a family file for reading, under a shared lock.
-fn map_shared(f: &std::fs::File, name: &str) -> Result<std::sync::Arc<memmap2::Mmap>> {
+fn map_shared(f: &std::fs::File, name: &str) -> Result<Arc<memmap2::Mmap>> {
     match f.try_lock_shared() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -982,13 +1023,33 @@ fn map_shared(f: &std::fs::File, name: &str) -> Result<std::sync::Arc<memmap2::M
     // promises (as for every tool that maps its input).
     let m = unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io(name, "map", e))?;
     let _ = m.advise(memmap2::Advice::Sequential);
-    Ok(std::sync::Arc::new(m))
+    Ok(Arc::new(m))
 }
+
+/// What a family is verified from: any `Read`, and for a memory-mapped file the bytes in place.
+trait Source: Read + Send {
+    /// The next `n` bytes in place, consumed; `None` (nothing consumed) when the source has no
+    /// map or fewer than `n` bytes remain.
+    fn take_mapped(&mut self, _n: usize) -> Option<(Arc<memmap2::Mmap>, std::ops::Range<usize>)> {
+        None
+    }
+}
+
+impl<R: Read + Send> Source for std::io::Chain<std::io::Cursor<Vec<u8>>, R> {}
 
 /// `Read` over a shared memory map, from a position.
 struct MapReader {
-    map: std::sync::Arc<memmap2::Mmap>,
+    map: Arc<memmap2::Mmap>,
     pos: usize,
+}
+
+impl Source for MapReader {
+    fn take_mapped(&mut self, n: usize) -> Option<(Arc<memmap2::Mmap>, std::ops::Range<usize>)> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.map.len())?;
+        let r = self.pos..end;
+        self.pos = end;
+        Some((Arc::clone(&self.map), r))
+    }
 }
 
 impl Read for MapReader {
