@@ -407,11 +407,12 @@ emit ""; emit "CRC32 ceiling (bench/crc-speed, crc32fast over a 64 MiB in-memory
 emit ""; emit "### Pipe buffer: mbuffer vs bak-write to stdout"
 table_start; row mb w_stdout; row w_stdout; row cat_pipe2
 emit ""; emit "### Scaling by input size (time per GiB should be flat)"
-emit ""; emit "| case | median s | s per GiB | MB/s | peak RSS MiB |"; emit "|---|---|---|---|---|"
+emit ""; emit "| case | median s | s per GiB | MB/s | peak RSS MiB | CPU s per GiB (tool) |"; emit "|---|---|---|---|---|---|"
 for p in sw sc sz rr; do for sz in $SMALL $N $BIG; do id=${p}_$sz
     [[ -n ${MED[$id]:-} ]] || continue
-    emit "| ${LABEL[$id]} | ${MED[$id]} | $(awk -v t=${MED[$id]} -v b=$sz 'BEGIN{printf "%.3f", t/(b/1073741824)}') | $(mbps $sz ${MED[$id]}) | $(mib ${RSS[$id]}) |"
+    emit "| ${LABEL[$id]} | ${MED[$id]} | $(awk -v t=${MED[$id]} -v b=$sz 'BEGIN{printf "%.3f", t/(b/1073741824)}') | $(mbps $sz ${MED[$id]}) | $(mib ${RSS[$id]}) | $(awk -v t=${CPU[$id]:-0} -v b=$sz 'BEGIN{ if (t>0) printf "%.3f", t/(b/1073741824); else print "-"}') |"
 done; done
+emit ""; emit "Page-cache writes on this machine are not linear in wall time for any writer (the cat peer's s/GiB above); the verdict therefore judges bak-write against the peer at each size and by its own CPU time per GiB (see the headline)."
 emit ""; emit "### Scaling by device count (same disk; time should not grow)"
 table_start; for d in 1 2 4 8; do row dev_$d dev_1; done; for d in 1 2 4 8; do row devz_$d devz_1; done
 emit ""; emit "(Here the ratio is to the 1-device case.)"
@@ -487,12 +488,24 @@ if [[ -n ${MED[mb]:-} && -n ${MED[w_stdout]:-} ]]; then
 fi
 lin=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
     'BEGIN{ if(!a||!b||!c){print "-"; exit}; printf "%.3f / %.3f / %.3f s per GiB", a/(s/2^30), b/(n/2^30), c/(g/2^30)}')
-# Linear: the time per GiB at each size within 20% of the 1x size's (the page cache and the
-# disk make the peers vary that much too). Not falling: no device count takes more than 15%
-# longer than one device for the same input.
-linv=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
-    'BEGIN{ if(!a||!b||!c){print "missed"; exit}; x=a/s; y=b/n; z=c/g; ok=(x<=1.2*y && x>=0.8*y && z<=1.2*y && z>=0.8*y); print ok ? "met" : "missed"}')
-verdict "scaling by size (none): $(hs $SMALL), $(hs $N), $(hs $BIG)" "-" "linear (s/GiB within 20%)" "$lin" "$linv"
+# Linear: wall time per GiB is not linear for the cat peer itself here (page-cache writeback
+# starts within the 4x size), so bak-write is judged (a) against the peer at each size: its
+# time relative to cat's at the small and large size no more than 20% above that ratio at the
+# 1x size, and (b) by its own CPU time per GiB, within 20% of the 1x size's at each size.
+# Not falling: no device count takes more than 15% longer than one device for the same input.
+linv=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} \
+    -v pa=${MED[sc_$SMALL]:-0} -v pb=${MED[sc_$N]:-0} -v pc=${MED[sc_$BIG]:-0} \
+    -v ca=${CPU[sw_$SMALL]:-0} -v cb=${CPU[sw_$N]:-0} -v cc=${CPU[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
+    'BEGIN{ if(!a||!b||!c||!pa||!pb||!pc||!cb){print "missed"; exit}
+            r=b/pb; ok=(a/pa <= 1.2*r && c/pc <= 1.2*r)
+            u=cb/n; ok=ok && (ca/s <= 1.2*u && ca/s >= 0.8*u && cc/g <= 1.2*u && cc/g >= 0.8*u)
+            print ok ? "met" : "missed"}')
+linm=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} \
+    -v pa=${MED[sc_$SMALL]:-0} -v pb=${MED[sc_$N]:-0} -v pc=${MED[sc_$BIG]:-0} \
+    -v ca=${CPU[sw_$SMALL]:-0} -v cb=${CPU[sw_$N]:-0} -v cc=${CPU[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
+    'BEGIN{ G=2^30; if(!pa||!pb||!pc){print "-"; exit}
+            printf "time vs cat %.2f / %.2f / %.2f; CPU %.3f / %.3f / %.3f s per GiB", a/pa, b/pb, c/pc, ca/(s/G), cb/(n/G), cc/(g/G)}')
+verdict "scaling by size (none): $(hs $SMALL), $(hs $N), $(hs $BIG)" "-" "linear: time vs cat's at each size within 1.2x of that at $(hs $N); CPU s/GiB within 20%" "$lin; $linm" "$linv"
 devs=$(for d in 1 2 4 8; do printf '%s ' "${d}:${MED[dev_$d]:-?}s"; done)
 devv=$(awk -v a=${MED[dev_1]:-0} -v b=${MED[dev_2]:-0} -v c=${MED[dev_4]:-0} -v d=${MED[dev_8]:-0} \
     'BEGIN{ if(!a||!b||!c||!d){print "missed"; exit}; m=b; if(c>m)m=c; if(d>m)m=d; print (m <= 1.15*a) ? "met" : "missed"}')
