@@ -52,7 +52,7 @@ struct DecodeJob {
 /// A checked block payload on its way to the decoders: in place in a family's memory map, or
 /// copied into a pooled buffer (a family read from a pipe).
 enum Payload {
-    Mapped(Arc<memmap2::Mmap>, std::ops::Range<usize>),
+    Mapped(Arc<LockedMap>, std::ops::Range<usize>),
     Owned(Vec<u8>),
 }
 
@@ -1005,8 +1005,23 @@ fn verify_set(
     }
 }
 
+/// A family file's memory map together with a descriptor holding its shared lock: payload
+/// ranges handed to the decoders keep both alive, so no bak writer can take the file (and
+/// truncate it under the map) while any of them is still being read.
+struct LockedMap {
+    map: memmap2::Mmap,
+    _lock: std::fs::File,
+}
+
+impl std::ops::Deref for LockedMap {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
 /// Map a family file for reading, under a shared lock.
-fn map_shared(f: &std::fs::File, name: &str) -> Result<Arc<memmap2::Mmap>> {
+fn map_shared(f: &std::fs::File, name: &str) -> Result<Arc<LockedMap>> {
     match f.try_lock_shared() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -1023,14 +1038,19 @@ fn map_shared(f: &std::fs::File, name: &str) -> Result<Arc<memmap2::Mmap>> {
     // promises (as for every tool that maps its input).
     let m = unsafe { memmap2::Mmap::map(f) }.map_err(|e| Error::io(name, "map", e))?;
     let _ = m.advise(memmap2::Advice::Sequential);
-    Ok(Arc::new(m))
+    // A duplicate descriptor shares the open file and so the lock taken on it.
+    let lock = f.try_clone().map_err(|e| Error::io(name, "open", e))?;
+    Ok(Arc::new(LockedMap {
+        map: m,
+        _lock: lock,
+    }))
 }
 
 /// What a family is verified from: any `Read`, and for a memory-mapped file the bytes in place.
 trait Source: Read + Send {
     /// The next `n` bytes in place, consumed; `None` (nothing consumed) when the source has no
     /// map or fewer than `n` bytes remain.
-    fn take_mapped(&mut self, _n: usize) -> Option<(Arc<memmap2::Mmap>, std::ops::Range<usize>)> {
+    fn take_mapped(&mut self, _n: usize) -> Option<(Arc<LockedMap>, std::ops::Range<usize>)> {
         None
     }
 }
@@ -1039,12 +1059,12 @@ impl<R: Read + Send> Source for std::io::Chain<std::io::Cursor<Vec<u8>>, R> {}
 
 /// `Read` over a shared memory map, from a position.
 struct MapReader {
-    map: Arc<memmap2::Mmap>,
+    map: Arc<LockedMap>,
     pos: usize,
 }
 
 impl Source for MapReader {
-    fn take_mapped(&mut self, n: usize) -> Option<(Arc<memmap2::Mmap>, std::ops::Range<usize>)> {
+    fn take_mapped(&mut self, n: usize) -> Option<(Arc<LockedMap>, std::ops::Range<usize>)> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.map.len())?;
         let r = self.pos..end;
         self.pos = end;

@@ -418,3 +418,47 @@ fn a_set_copied_after_the_last_one_is_not_passed_over() {
     let h = run("bak-header", &os(&args!["--json", &p]), b"");
     assert_eq!(String::from_utf8_lossy(&h.stdout).lines().count(), 1);
 }
+
+#[test]
+fn a_stray_set_between_two_sets_and_a_cut_after_a_checksummed_stream() {
+    let Some(f) = fixture("multi2008_omi_2sets.bak") else {
+        return;
+    };
+    let t = TempDir::new("between");
+    let m = std::fs::read(&f).unwrap();
+    // Sets start at their SSET blocks (512-byte boundaries): copy set 1 in front of set 2.
+    let ssets: Vec<usize> = (0..m.len())
+        .step_by(512)
+        .filter(|&i| &m[i..i + 4] == b"SSET")
+        .collect();
+    assert_eq!(ssets.len(), 2);
+    let (s1, s2) = (ssets[0], ssets[1]);
+    let mut b = m[..s2].to_vec();
+    b.extend_from_slice(&m[s1..s2]);
+    b.extend_from_slice(&m[s2..]);
+    let p = t.path("between.bak");
+    std::fs::write(&p, &b).unwrap();
+    let v = run("bak-verify", &os(&args![&p]), b"");
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert_eq!(v.code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "set 1, block 12, offset {s2}: backup set number 1 follows set 1 on the media"
+        )),
+        "{out}"
+    );
+
+    // Media cut 10 bytes into the CSUM stream header after the first MQDA: incomplete, not
+    // damaged, and no claim that the CSUM is missing.
+    let Some(f) = fixture("cmp2019_full_checksum.bak") else {
+        return;
+    };
+    let good = mtf_of(&f);
+    let p = t.path("cut.bak");
+    std::fs::write(&p, &good[..3023360 + 10]).unwrap();
+    let v = run("bak-verify", &os(&args!["--json", &p]), b"");
+    let rep: serde_json::Value = serde_json::from_slice(&v.stdout).unwrap();
+    assert_eq!(v.code, 1);
+    assert_eq!(rep["Verdict"], "incomplete", "{rep}");
+    assert!(!rep.to_string().contains("CSUM"), "{rep}");
+}

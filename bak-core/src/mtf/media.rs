@@ -526,30 +526,39 @@ impl Media {
                 Err(e) => sink(s_start, Err((s_end - s_start, e))),
             }
         };
-        if threads == 1 || segs.len() <= 1 {
+        let sequential = |emit: &mut dyn FnMut(&Seg, Result<()>, &[u8]) -> Result<()>| {
             let (mut out, mut scratch) = (Vec::new(), Vec::new());
             for seg in segs {
                 let r = self.decode_into(seg, &mut out, &mut scratch);
                 emit(seg, r, &out)?;
             }
-            return Ok(());
+            Ok(())
+        };
+        let decoders = threads.min(segs.len());
+        if decoders <= 1 {
+            return sequential(&mut emit);
         }
         // A feeder hands chunk numbers with a buffer to the decoders; finished chunks go out in
-        // order from this thread. At most 4 buffers per thread exist (255 * 512 bytes each at
-        // worst), so memory stays a few MiB whatever the backup's size.
+        // order from this thread. At most 4 buffers per decoder exist (255 * 512 bytes each at
+        // worst: 510 KiB per core), so memory is bounded whatever the backup's size.
         let abort = Abort::default();
-        let pool = Pool::new(threads * 4, 0);
-        let jobs: Queue<(usize, Vec<u8>)> = Queue::new(threads * 4);
+        let pool = Pool::new(decoders * 4, 0);
+        let jobs: Queue<(usize, Vec<u8>)> = Queue::new(decoders * 4);
         let done: Ordered<(Result<()>, Vec<u8>)> = Ordered::default();
         done.finish(segs.len() as u64);
-        let stop = || {
-            abort.raise();
-            pool.wake();
-            jobs.wake();
-            done.wake();
-        };
-        std::thread::scope(|sc| {
-            sc.spawn(|| {
+        /// Raises the stop on every way out of the scope, a panic included, so that no thread
+        /// is left waiting for a buffer or a job that will never come.
+        struct Stop<'a>(&'a Abort, &'a Pool, &'a Queue<(usize, Vec<u8>)>);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.raise();
+                self.1.wake();
+                self.2.wake();
+            }
+        }
+        let parallel = std::thread::scope(|sc| {
+            let _stop = Stop(&abort, &pool, &jobs);
+            let fed = std::thread::Builder::new().spawn_scoped(sc, || {
                 for i in 0..segs.len() {
                     let Some(buf) = pool.get(&abort) else { break };
                     if !jobs.push((i, buf), &abort) {
@@ -558,8 +567,12 @@ impl Media {
                 }
                 jobs.close();
             });
-            for _ in 0..threads {
-                sc.spawn(|| {
+            if fed.is_err() {
+                return None;
+            }
+            let mut started = 0;
+            for _ in 0..decoders {
+                let spawned = std::thread::Builder::new().spawn_scoped(sc, || {
                     let mut scratch = Vec::new();
                     while let Some((i, mut buf)) = jobs.pop(&abort) {
                         let r = guarded("chunk decoder", || {
@@ -568,6 +581,14 @@ impl Media {
                         done.put(i as u64, (r, buf));
                     }
                 });
+                // Out of threads (a process limit): go on with the decoders there are.
+                if spawned.is_err() {
+                    break;
+                }
+                started += 1;
+            }
+            if started == 0 {
+                return None;
             }
             let mut result = Ok(());
             while let Some((i, (r, buf))) = done.take(&abort) {
@@ -577,9 +598,13 @@ impl Media {
                     break;
                 }
             }
-            stop();
-            result
-        })
+            Some(result)
+        });
+        match parallel {
+            Some(r) => r,
+            // No thread could be started: decode here, one chunk after another.
+            None => sequential(&mut emit),
+        }
     }
 
     /// The container piece holding MTF offset `off` (compressed devices only).

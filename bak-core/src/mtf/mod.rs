@@ -201,9 +201,12 @@ impl MtfDevice {
         }
         if d.truncated {
             // The walk words its damage as a sentence; the error reads "media end before ...".
-            let what = match d.what.strip_prefix("media end before ") {
-                Some(rest) => rest.to_string(),
-                None => format!("the end of the backup set ({})", d.what),
+            let what = if let Some(rest) = d.what.strip_prefix("media end before ") {
+                rest.to_string()
+            } else if let Some(rest) = d.what.strip_prefix("media end inside ") {
+                format!("the end of {rest}")
+            } else {
+                format!("the end of the backup set ({})", d.what)
             };
             Error::Truncated { at, what }
         } else {
@@ -541,11 +544,22 @@ pub fn read_stream(
     }
     for (d, s) in &holders {
         if !s.closed() {
-            return Err(Error::Truncated {
-                at: d.loc().at(d.media.file_offset_of(s.end)),
-                what: format!(
-                    "the ESET block that closes backup set {position} (the set is incomplete)"
-                ),
+            let at = d.loc().at(d.media.file_offset_of(s.end));
+            // Cut off at the end of the media, or followed by something else.
+            return Err(if s.end >= d.media.len() {
+                Error::Truncated {
+                    at,
+                    what: format!(
+                        "the ESET block that closes backup set {position} (the set is incomplete)"
+                    ),
+                }
+            } else {
+                Error::Corrupt {
+                    at,
+                    what: format!("backup set {position} has no ESET block: the set is incomplete"),
+                    expected: Some("ESET".into()),
+                    found: None,
+                }
             });
         }
     }
@@ -569,13 +583,18 @@ pub fn read_stream(
                     c.stored[..c.stored_len].copy_from_slice(&b[..c.stored_len]);
                 }
             }
+            let compared = c.csum_off.is_some();
             if let Some(p) = c.problem(d, position) {
                 let mut at = d.loc().at(p.offset.unwrap_or(0));
                 at.position = Some(position);
                 at.block = p.block;
                 return Err(Error::Corrupt {
                     at,
-                    what: format!("{}; the restored bytes are wrong", p.what),
+                    what: if compared {
+                        format!("{}; the restored bytes are wrong", p.what)
+                    } else {
+                        format!("{}; the restored bytes cannot be checked", p.what)
+                    },
                     expected: p.expected,
                     found: p.found,
                 });
@@ -775,12 +794,16 @@ pub fn verify(
                     .sets
                     .iter()
                     .any(|o| x.off >= o.sset_off && x.off < o.end.max(o.sset_off + 1));
-                if inside
-                    || before
-                    || (orphan
-                        && x.off >= s.end
-                        && d.cat.sets.last().map(|l| l.sset_off) == Some(s.sset_off))
-                {
+                // Damage outside every listed set (a stray copy of a set, bytes after the
+                // last one) goes with the set before it.
+                let owner = d
+                    .cat
+                    .sets
+                    .iter()
+                    .rev()
+                    .find(|o| o.sset_off <= x.off)
+                    .map(|o| o.sset_off);
+                if inside || before || (orphan && owner == Some(s.sset_off)) {
                     truncated_only &= x.truncated;
                     rep.problems.push(problem_of(d, x, Some(pos)));
                 }
@@ -1020,9 +1043,13 @@ fn checksummed_streams(d: &MtfDevice, s: &SetRec) -> Vec<Checked> {
             {
                 continue;
             }
-            let csum_off = b
-                .streams
-                .get(k + 1)
+            let next = b.streams.get(k + 1);
+            // A chain cut short by damage (it does not end with SPAD) may have lost the CSUM:
+            // the walk reports that damage; the checksum cannot be checked.
+            if next.is_none() && b.streams.last().map(|x| x.id) != Some(*b"SPAD") {
+                continue;
+            }
+            let csum_off = next
                 .filter(|n| n.id == *b"CSUM" && n.len == csum::CSUM_LEN)
                 .map(|n| n.data_off);
             out.push(Checked {
