@@ -46,6 +46,9 @@ const COPY_BUF: usize = 1 << 20;
 pub(crate) type Sink<'a> =
     dyn FnMut(u64, std::result::Result<&[u8], (u64, Error)>) -> Result<()> + 'a;
 
+/// Hands one decoded piece (or its error) on, in order; see [`Media::stream_range`].
+type Emit<'a> = dyn FnMut(&Seg, Result<()>, &[u8]) -> Result<()> + 'a;
+
 /// One piece of the MTF stream of a compressed device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Seg {
@@ -526,7 +529,7 @@ impl Media {
                 Err(e) => sink(s_start, Err((s_end - s_start, e))),
             }
         };
-        let sequential = |emit: &mut dyn FnMut(&Seg, Result<()>, &[u8]) -> Result<()>| {
+        let sequential = |emit: &mut Emit<'_>| {
             let (mut out, mut scratch) = (Vec::new(), Vec::new());
             for seg in segs {
                 let r = self.decode_into(seg, &mut out, &mut scratch);
