@@ -36,11 +36,12 @@ max_len() {
     esac
 }
 
-# The targets that restore and write run bak-core's thread pipeline; a thread's TLS destructor
-# record (__cxa_thread_atexit_impl, 32 bytes) still pending at the leak check reads as a leak.
+# The targets that restore, write or decode compressed SQL Server backups run bak-core's
+# threads; a thread's TLS destructor record (__cxa_thread_atexit_impl, 32 bytes) still pending
+# at the leak check reads as a leak.
 leaks() {
     case $1 in
-        roundtrip|media_family) echo 0 ;;
+        roundtrip|media_family|mtf|mtf_compressed) echo 0 ;;
         *) echo 1 ;;
     esac
 }
