@@ -4,25 +4,7 @@
 //! provenance are in mtf_fixtures.rs.
 
 mod util;
-use std::path::PathBuf;
 use util::*;
-
-fn fixture(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/sqlserver"
-    ))
-    .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent (the shared SQL Server fixtures are not beside the project)",
-            p.display()
-        );
-        None
-    }
-}
 
 fn json_rows(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout)
@@ -53,7 +35,7 @@ fn first_mqda_len(bytes: &[u8]) -> u64 {
 
 #[test]
 fn headeronly_filelist_and_label_of_a_plain_full_backup() {
-    let Some(f) = fixture("pubs_UGR95.bak") else {
+    let Some(f) = sql_fixture("pubs_UGR95.bak") else {
         return;
     };
     let rows = json_rows(&run("bak-header", &os(&args!["--json", &f]), b""));
@@ -99,7 +81,7 @@ fn headeronly_filelist_and_label_of_a_plain_full_backup() {
 
 #[test]
 fn verify_and_read_the_data_stream() {
-    let Some(f) = fixture("pubs_UGR95.bak") else {
+    let Some(f) = sql_fixture("pubs_UGR95.bak") else {
         return;
     };
     let v = run("bak-verify", &os(&args![&f]), b"");
@@ -135,7 +117,7 @@ fn verify_and_read_the_data_stream() {
 
 #[test]
 fn a_log_backup_has_no_data_stream_but_a_log_stream() {
-    let Some(f) = fixture("log2016_restoretimeclean.trn") else {
+    let Some(f) = sql_fixture("log2016_restoretimeclean.trn") else {
         return;
     };
     let rows = json_rows(&run("bak-header", &os(&args!["--json", &f]), b""));
@@ -160,8 +142,8 @@ fn a_log_backup_has_no_data_stream_but_a_log_stream() {
 #[test]
 fn a_striped_set_needs_every_family() {
     let (Some(a), Some(b)) = (
-        fixture("stripe2008r2_full_fam1.bak"),
-        fixture("stripe2008r2_full_fam2.bak"),
+        sql_fixture("stripe2008r2_full_fam1.bak"),
+        sql_fixture("stripe2008r2_full_fam2.bak"),
     ) else {
         return;
     };
@@ -189,7 +171,7 @@ fn a_striped_set_needs_every_family() {
 
 #[test]
 fn a_compressed_backup_reads_verifies_and_gives_its_mtf_stream() {
-    let Some(f) = fixture("cmp2019_full_checksum.bak") else {
+    let Some(f) = sql_fixture("cmp2019_full_checksum.bak") else {
         return;
     };
     let rows = json_rows(&run("bak-header", &os(&args!["--json", &f]), b""));
@@ -213,7 +195,7 @@ fn a_compressed_backup_reads_verifies_and_gives_its_mtf_stream() {
 
 #[test]
 fn damage_in_a_copy_is_found_and_refused() {
-    let Some(f) = fixture("pubs_UGR95.bak") else {
+    let Some(f) = sql_fixture("pubs_UGR95.bak") else {
         return;
     };
     let t = TempDir::new("mtfdmg");

@@ -7,21 +7,11 @@ mod util;
 use std::path::PathBuf;
 use util::*;
 
-fn fixture(name: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/sqlserver"
-    ))
-    .join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPED: {} is absent (the shared SQL Server fixtures are not beside the project)",
-            p.display()
-        );
-        None
-    }
+/// The next value of a xorshift64 sequence (seeded cases, the same on every run).
+fn xorshift(x: &mut u64) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
 }
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -87,7 +77,7 @@ fn csum_streams_hold_the_checksum_of_the_stream_before_them() {
         ("cmp2019_log.bak", 8680, b"MQTL", 589826, 0x9f57_ff97),
     ];
     for (name, at, id, len, want) in cases {
-        let Some(f) = fixture(name) else {
+        let Some(f) = sql_fixture(name) else {
             return;
         };
         let m = mtf_of(&f);
@@ -114,7 +104,7 @@ fn csum_streams_hold_the_checksum_of_the_stream_before_them() {
 
 #[test]
 fn a_changed_byte_anywhere_in_a_checksummed_stream_fails_verify_and_restore() {
-    let Some(f) = fixture("cmp2019_full_checksum.bak") else {
+    let Some(f) = sql_fixture("cmp2019_full_checksum.bak") else {
         return;
     };
     let t = TempDir::new("csum");
@@ -134,9 +124,7 @@ fn a_changed_byte_anywhere_in_a_checksummed_stream_fails_verify_and_restore() {
     assert!(unchecked.len() > 10, "{} pages", unchecked.len());
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     for case in 0..6 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
+        xorshift(&mut rng);
         let page = unchecked[rng as usize % unchecked.len()];
         let at = page + (rng >> 20) as usize % 8192;
         let mut bad = good.clone();
@@ -201,7 +189,7 @@ fn the_mtf_stream_of_a_compressed_backup_stands_on_its_own() {
         "cmp2019_log.bak",
         "cmp2014_sharepoint_2sets.bak",
     ] {
-        let Some(f) = fixture(name) else {
+        let Some(f) = sql_fixture(name) else {
             return;
         };
         let t = TempDir::new("mtfout");
@@ -272,7 +260,7 @@ fn chunks(m: &[u8]) -> Vec<(usize, usize)> {
 
 #[test]
 fn a_cut_payload_and_a_length_past_the_end_are_named() {
-    let Some(f) = fixture("cmp2019_full_checksum.bak") else {
+    let Some(f) = sql_fixture("cmp2019_full_checksum.bak") else {
         return;
     };
     let t = TempDir::new("chunkdmg");
@@ -329,7 +317,7 @@ fn a_cut_payload_and_a_length_past_the_end_are_named() {
 
 #[test]
 fn every_flipped_bit_in_a_compressed_payload_is_found_at_its_chunk() {
-    let Some(f) = fixture("cmp2019_full_checksum.bak") else {
+    let Some(f) = sql_fixture("cmp2019_full_checksum.bak") else {
         return;
     };
     let t = TempDir::new("chunkflip");
@@ -340,9 +328,7 @@ fn every_flipped_bit_in_a_compressed_payload_is_found_at_its_chunk() {
     let p = t.path("flipped.bak");
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     for case in 0..24 {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
+        xorshift(&mut rng);
         let (at, clen) = all[rng as usize % all.len()];
         let byte = at + 28 + (rng >> 16) as usize % clen;
         let mut bad = m.clone();
@@ -390,7 +376,7 @@ fn every_flipped_bit_in_a_compressed_payload_is_found_at_its_chunk() {
 
 #[test]
 fn a_set_copied_after_the_last_one_is_not_passed_over() {
-    let Some(f) = fixture("pubs_UGR95.bak") else {
+    let Some(f) = sql_fixture("pubs_UGR95.bak") else {
         return;
     };
     let t = TempDir::new("dupset");
@@ -421,7 +407,7 @@ fn a_set_copied_after_the_last_one_is_not_passed_over() {
 
 #[test]
 fn a_stray_set_between_two_sets_and_a_cut_after_a_checksummed_stream() {
-    let Some(f) = fixture("multi2008_omi_2sets.bak") else {
+    let Some(f) = sql_fixture("multi2008_omi_2sets.bak") else {
         return;
     };
     let t = TempDir::new("between");
@@ -450,7 +436,7 @@ fn a_stray_set_between_two_sets_and_a_cut_after_a_checksummed_stream() {
 
     // Media cut 10 bytes into the CSUM stream header after the first MQDA: incomplete, not
     // damaged, and no claim that the CSUM is missing.
-    let Some(f) = fixture("cmp2019_full_checksum.bak") else {
+    let Some(f) = sql_fixture("cmp2019_full_checksum.bak") else {
         return;
     };
     let good = mtf_of(&f);

@@ -168,3 +168,22 @@ pub fn have(prog: &str) -> bool {
         .map(|o| o.status.success())
         .unwrap_or(false)
 }
+
+/// A real SQL Server backup from `../shared/fixtures/sqlserver/` (beside the project), or `None`
+/// with a SKIPPED line when that folder is absent (a clone outside this workplace).
+pub fn sql_fixture(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/sqlserver"
+    ))
+    .join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIPPED: {} is absent (the shared SQL Server fixtures are not beside the project)",
+            p.display()
+        );
+        None
+    }
+}
