@@ -102,9 +102,14 @@ impl Pool {
 }
 
 /// A FIFO queue that consumers block on until an item comes or it is closed.
+///
+/// Producers and consumers wait on separate condition variables and each hand-off wakes one
+/// thread: with one shared variable and `notify_all`, every block woke every waiting thread
+/// (about ten context switches per block in bak-write on 8 devices).
 pub struct Queue<T> {
     state: Mutex<(VecDeque<T>, bool)>,
-    cv: Condvar,
+    not_empty: Condvar,
+    not_full: Condvar,
     cap: usize,
 }
 
@@ -113,7 +118,8 @@ impl<T> Queue<T> {
     pub fn new(cap: usize) -> Self {
         Queue {
             state: Mutex::new((VecDeque::new(), false)),
-            cv: Condvar::new(),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
             cap: cap.max(1),
         }
     }
@@ -124,11 +130,11 @@ impl<T> Queue<T> {
             if abort.is_set() {
                 return false;
             }
-            g = wait(&self.cv, g);
+            g = wait(&self.not_full, g);
         }
         g.0.push_back(item);
         drop(g);
-        self.cv.notify_all();
+        self.not_empty.notify_one();
         true
     }
     /// Take the next item; `None` when closed and empty, or aborted.
@@ -140,24 +146,26 @@ impl<T> Queue<T> {
             }
             if let Some(x) = g.0.pop_front() {
                 drop(g);
-                self.cv.notify_all();
+                self.not_full.notify_one();
                 return Some(x);
             }
             if g.1 {
                 return None;
             }
-            g = wait(&self.cv, g);
+            g = wait(&self.not_empty, g);
         }
     }
     /// No more items will come.
     pub fn close(&self) {
         lock(&self.state).1 = true;
-        self.cv.notify_all();
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
     }
     /// Wake every waiter (after an abort); see [`Pool::wake`].
     pub fn wake(&self) {
         drop(lock(&self.state));
-        self.cv.notify_all();
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
     }
 }
 
@@ -187,10 +195,16 @@ impl<T> Default for Ordered<T> {
 }
 
 impl<T> Ordered<T> {
-    /// Put a finished item.
+    /// Put a finished item. Only the item every taker waits for (the next in sequence) wakes
+    /// one; `take` passes the turn on when the following item is already there.
     pub fn put(&self, seq: u64, item: T) {
-        lock(&self.state).ready.insert(seq, item);
-        self.cv.notify_all();
+        let mut g = lock(&self.state);
+        g.ready.insert(seq, item);
+        let wanted = seq == g.next;
+        drop(g);
+        if wanted {
+            self.cv.notify_one();
+        }
     }
     /// Say how many items there will be in all.
     pub fn finish(&self, count: u64) {
@@ -207,6 +221,16 @@ impl<T> Ordered<T> {
             let next = g.next;
             if let Some(x) = g.ready.remove(&next) {
                 g.next += 1;
+                // Wake the next taker if it can go on at once: its item is there, or the
+                // sequence has ended and every other taker must see that.
+                let at_end = g.end.is_some_and(|e| g.next >= e);
+                let more = g.ready.contains_key(&g.next);
+                drop(g);
+                if at_end {
+                    self.cv.notify_all();
+                } else if more {
+                    self.cv.notify_one();
+                }
                 return Some((next, x));
             }
             if g.end.is_some_and(|e| next >= e) {
@@ -263,5 +287,114 @@ pub fn enlarge_pipe(fd: std::os::fd::BorrowedFd<'_>, size: usize) {
     // that is not a pipe it fails with EBADF/EINVAL, which is ignored.
     unsafe {
         libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, want);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Several takers, items put out of order by several threads: every item is taken exactly
+    /// once, each taker sees rising sequence numbers, and every taker ends.
+    #[test]
+    fn ordered_hands_out_every_item_once_in_order_to_many_takers() {
+        const N: u64 = 2000;
+        let o: Ordered<u64> = Ordered::default();
+        let abort = Abort::default();
+        let taken = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    while let Some((seq, v)) = o.take(&abort) {
+                        assert_eq!(seq * 3, v);
+                        mine.push(seq);
+                    }
+                    assert!(
+                        mine.windows(2).all(|w| w[0] < w[1]),
+                        "a taker went backwards"
+                    );
+                    taken.lock().unwrap().extend(mine);
+                });
+            }
+            for p in 0..3u64 {
+                let o = &o;
+                s.spawn(move || {
+                    // Each putter owns the sequence numbers = p mod 3, in blocks put backwards.
+                    let mine: Vec<u64> = (0..N).filter(|x| x % 3 == p).collect();
+                    for chunk in mine.chunks(7) {
+                        for &x in chunk.iter().rev() {
+                            o.put(x, x * 3);
+                        }
+                    }
+                });
+            }
+            o.finish(N);
+        });
+        let mut all = taken.into_inner().unwrap();
+        all.sort_unstable();
+        assert_eq!(all, (0..N).collect::<Vec<_>>());
+    }
+
+    /// A small queue between several producers and consumers delivers every item once, and
+    /// closing it ends every consumer.
+    #[test]
+    fn queue_delivers_every_item_once_and_close_ends_consumers() {
+        let q: Queue<u32> = Queue::new(2);
+        let abort = Abort::default();
+        let got = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while let Some(x) = q.pop(&abort) {
+                        got.lock().unwrap().push(x);
+                    }
+                });
+            }
+            let producers: Vec<_> = (0..3u32)
+                .map(|p| {
+                    let q = &q;
+                    let abort = &abort;
+                    s.spawn(move || {
+                        for i in 0..1000 {
+                            assert!(q.push(p * 1000 + i, abort));
+                        }
+                    })
+                })
+                .collect();
+            for h in producers {
+                h.join().unwrap();
+            }
+            q.close();
+        });
+        let mut all = got.into_inner().unwrap();
+        all.sort_unstable();
+        assert_eq!(all, (0..3000).collect::<Vec<_>>());
+    }
+
+    /// An abort releases producers blocked on a full queue and takers waiting for an item.
+    #[test]
+    fn abort_releases_blocked_producers_and_takers() {
+        let q: Queue<u32> = Queue::new(1);
+        let o: Ordered<u32> = Ordered::default();
+        let abort = Abort::default();
+        std::thread::scope(|s| {
+            let p = s.spawn(|| {
+                let mut pushed = 0;
+                while q.push(1, &abort) {
+                    pushed += 1;
+                }
+                pushed
+            });
+            let t = s.spawn(|| o.take(&abort).is_none());
+            while q.state.lock().unwrap().0.is_empty() {
+                std::thread::yield_now();
+            }
+            abort.fail(Error::Interrupted);
+            q.wake();
+            o.wake();
+            assert_eq!(p.join().unwrap(), 1);
+            assert!(t.join().unwrap());
+        });
     }
 }
