@@ -2,12 +2,15 @@
 # The bak benchmark suite (issue 6): times each bak case against its peers in the same run,
 # alternating the cases of a group, several repetitions, median times; writes bench/RESULTS.md.
 #
-#   bash bench/run.sh [--size 1G] [--threads LIST] [--reps N] [--quick] [--out FILE]
+#   bash bench/run.sh [--size 1G] [--threads LIST] [--reps N] [--scaling-reps N] [--quick] [--out FILE]
 #
 #   --size SIZE     input size (default 1G); the scaling and "big" cases use SIZE/4 and SIZE*4
 #   --threads LIST  comma-separated thread counts for the compression cases (default: nproc);
 #                   bak gets -T N, zstd gets -T N
 #   --reps N        repetitions of every group (default 5; at least 3)
+#   --scaling-reps N  repetitions of the scaling groups (default 2 x reps + 1; the device-count
+#                   groups run 2 x N + 1): their verdicts compare medians a few percent apart,
+#                   on a VM whose page-cache writes vary 2x
 #   --quick         --size 256M --reps 3: a complete run in a few minutes
 #   --out FILE      where to write the report (default bench/RESULTS.md)
 #
@@ -23,6 +26,7 @@ BIN=$ROOT/target/release
 SIZE=1G
 THREADS=$(nproc)
 REPS=5
+SREPS=""
 QUICK=0
 OUT=$BENCH/RESULTS.md
 ARGS="$*"
@@ -32,13 +36,16 @@ while (($#)); do
     --size) SIZE=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
+    --scaling-reps) SREPS=$2; shift 2 ;;
     --quick) QUICK=1; SIZE=256M; REPS=3; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
 ((REPS >= 3)) || { echo "run.sh: --reps must be at least 3" >&2; exit 2; }
+SREPS=${SREPS:-$((2 * REPS + 1))}
+((SREPS >= 3)) || { echo "run.sh: --scaling-reps must be at least 3" >&2; exit 2; }
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { echo "run.sh: $*" >&2; exit 2; }
@@ -116,12 +123,12 @@ add() { # ID LABEL BYTES PREP CMD
 }
 median() { sort -g | awk '{a[NR]=$1} END{ if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2 }'; }
 
-run_group() { # TITLE ID... : REPS rounds; each round runs every case, rotating the order
+run_group() { # TITLE ID... : REPS rounds (GREPS if set); each round runs every case, rotating the order
     local title=$1; shift
-    local ids=("$@") n=$# r i k id t0 t1 rc
-    log "group: $title"
+    local ids=("$@") n=$# r i k id t0 t1 rc reps=${GREPS:-$REPS}
+    log "group: $title ($reps rounds)"
     for id in "${ids[@]}"; do SAMPLES[$id]=""; RSS[$id]=0; FAIL[$id]=""; CPUS[$id]=""; LOADS[$id]=$(cut -d" " -f1 /proc/loadavg); done
-    for ((r = 0; r < REPS; r++)); do
+    for ((r = 0; r < reps; r++)); do
         for ((k = 0; k < n; k++)); do
             id=${ids[$(((r + k) % n))]}
             [[ -n ${FAIL[$id]} ]] && continue
@@ -191,7 +198,7 @@ D2="$W/m/w.0 $W/m/w.1"
 rmw="rm -f $W/m/w.*; sync" # untimed: no case pays for the writeback of the one before
 T1=${THREADS%%,*}
 
-log "machine: $(nproc) cores; size $(hs $N); reps $REPS; threads $THREADS"
+log "machine: $(nproc) cores; size $(hs $N); reps $REPS (scaling $SREPS); threads $THREADS"
 
 # --- pipe ceiling and bak-write, no compression
 warm "$RND" "$MIX"
@@ -246,7 +253,9 @@ add r_cat "peer: cat files \| cat > /dev/null" $N "" "RSS:cat $W/m/u.0 $W/m/u.1 
 run_group "read, no compression" r_none r_cat
 
 # --- verify
-CRC_LINE=$("$CRC" 64 2)
+# The machine's CRC32 ceiling: the best of three 2 s runs (one run once caught a VM stall and
+# reported 11.6 GB/s against 25-29 GB/s in every other run; a ceiling is a best case).
+CRC_LINE=$(for _ in 1 2 3; do "$CRC" 64 2; done | sort -k3,3 -g | tail -1)
 CRC_MBPS=$(awk '{print $3}' <<<"$CRC_LINE")
 log "crc-speed: $CRC_LINE"
 if ((HAVE_VERIFY)); then
@@ -267,6 +276,12 @@ if ((HAVE_VERIFY)); then
     run_group "verify, uncompressed" v_fast v_full_none
 fi
 
+# The compressed and uncompressed sets are not needed any more. This VM reclaims page cache
+# when its 24 GiB fill up (kswapd, direct reclaim in the writing process, and DAMON paging out
+# what went unread for a minute), which made the timed writes below 2x noisier: every set is
+# removed once its cases have run, so the inputs and the case at hand stay in memory.
+rm -f $W/m/z[13]-* $W/m/u.*
+
 # --- pipe buffer: mbuffer vs bak-write to stdout
 warm "$RND"
 add mb "cat input \| mbuffer -m 10M \| cat > /dev/null" $N "" "cat $RND | RSS:mbuffer -q -m 10M | cat > /dev/null"
@@ -281,9 +296,14 @@ for sz in $SMALL $N $BIG; do
     add "sw_$sz" "bak-write --no-sync, 2 devices, $(hs $sz)" $sz "$rmw" "cat $f | $BW --no-sync $D2"
     add "sc_$sz" "peer: cat > file, $(hs $sz)" $sz "$rmw" "cat $f | RSS:cat > $W/m/w.cat"
     add "sz_$sz" "bak-write -c zstd:1 -T $T1 --no-sync, 2 devices, $(hs $sz)" $sz "$rmw" "cat $f | $BW --no-sync -c zstd:1 -T $T1 $D2"
+    # The same stream with the page cache out of the loop: media to stdout, stdout /dev/null.
+    add "so_$sz" "bak-write - > /dev/null, $(hs $sz)" $sz "" "cat $f | $BW - > /dev/null"
 done
-run_group "scaling by size, no compression" sw_$SMALL sc_$SMALL sw_$N sc_$N sw_$BIG sc_$BIG
-run_group "scaling by size, zstd:1" sz_$SMALL sz_$N sz_$BIG
+GREPS=$SREPS run_group "scaling by size, no compression" sw_$SMALL sc_$SMALL sw_$N sc_$N sw_$BIG sc_$BIG
+GREPS=$SREPS run_group "scaling by size, zstd:1" sz_$SMALL sz_$N sz_$BIG
+# No peer here (the pipe-buffer group has cat | cat): the verdict compares slopes of bak-write
+# alone, and the rounds saved go to more of them.
+GREPS=$((2 * SREPS + 1)) run_group "scaling by size, to stdout" so_$SMALL so_$N so_$BIG
 # bak-read RSS on SIZE and 4 x SIZE (zstd:1 sets)
 for sz in $N $BIG; do
     f=$W/in/random-$(hs $sz)
@@ -293,14 +313,17 @@ for sz in $N $BIG; do
     add "rr_$sz" "bak-read -T $T1 of a zstd:1 set of $(hs $sz) > /dev/null" $sz "" "$BR -T $T1 $W/m/rs$sz.0 $W/m/rs$sz.1 > /dev/null"
 done
 run_group "bak-read by size" rr_$N rr_$BIG
+rm -f $W/m/rs*
 warm "$RND"
 for d in 1 2 4 8; do
     devs=""; for ((i = 0; i < d; i++)); do devs+=" $W/m/w.$i"; done
     add "dev_$d" "bak-write --no-sync, $d device(s)" $N "$rmw" "cat $RND | $BW --no-sync $devs"
     add "devz_$d" "bak-write -c zstd:1 --no-sync, $d device(s)" $N "$rmw" "cat $RND | $BW --no-sync -c zstd:1 $devs"
 done
-run_group "scaling by devices, no compression" dev_1 dev_2 dev_4 dev_8
-run_group "scaling by devices, zstd:1" devz_1 devz_2 devz_4 devz_8
+# The device groups are cheap (4 x 1 GiB a round) and their verdict compares medians within
+# 15%, where single writes on this VM vary 0.4-0.8 s: twice the scaling rounds.
+GREPS=$((2 * SREPS + 1)) run_group "scaling by devices, no compression" dev_1 dev_2 dev_4 dev_8
+GREPS=$((2 * SREPS + 1)) run_group "scaling by devices, zstd:1" devz_1 devz_2 devz_4 devz_8
 
 # --- bak-header: a 4 x SIZE set vs a 4 MiB set (hyperfine, no shell, many runs)
 HDR_BIG=""; HDR_SMALL=""
@@ -312,6 +335,7 @@ if ((HAVE_HEADER)); then
     mapfile -t HDR < <(hf "$BIN/bak-header $W/m/hbig.0 $W/m/hbig.1" "$BIN/bak-header $W/m/h4m.0 $W/m/h4m.1")
     HDR_BIG=${HDR[0]:-}; HDR_SMALL=${HDR[1]:-}
     log "bak-header: big $HDR_BIG; 4M $HDR_SMALL"
+    rm -f $W/m/hbig.* $W/m/h4m.*
 fi
 
 # --- SQL Server fixtures (issue 7): read in place, repeated runs, never copied
@@ -364,7 +388,7 @@ fi
 emit "## Every table"
 emit ""
 emit "Times are wall-clock seconds for the whole pipeline, median of $REPS alternated repetitions"
-emit "(each round runs every case of a group, the starting case rotating); min-max is the spread."
+emit "($SREPS in the scaling groups by size, $((2 * SREPS + 1)) in those by device count and the stream case; each round runs every case of a group, the starting case rotating); min-max is the spread."
 emit "MB/s is 10^6 bytes per second of the *uncompressed* data ($(hs $N) unless stated; for"
 emit "bak-verify --fast, the media bytes). Ratio to peer is the peer's median time over the case's:"
 emit "above 1 means faster than the peer. Peak RSS is \`/usr/bin/time -f %M\` of the bak tool (or"
@@ -403,16 +427,16 @@ if ((HAVE_VERIFY)); then
 else
     emit ""; emit "bak-verify: not yet available (the binary in this build has no command line)."
 fi
-emit ""; emit "CRC32 ceiling (bench/crc-speed, crc32fast over a 64 MiB in-memory buffer in 1 MiB blocks): $CRC_LINE"
+emit ""; emit "CRC32 ceiling (bench/crc-speed, crc32fast over a 64 MiB in-memory buffer in 1 MiB blocks, best of 3 runs): $CRC_LINE"
 emit ""; emit "### Pipe buffer: mbuffer vs bak-write to stdout"
 table_start; row mb w_stdout; row w_stdout; row cat_pipe2
 emit ""; emit "### Scaling by input size (time per GiB should be flat)"
 emit ""; emit "| case | median s | s per GiB | MB/s | peak RSS MiB | CPU s per GiB (tool) |"; emit "|---|---|---|---|---|---|"
-for p in sw sc sz rr; do for sz in $SMALL $N $BIG; do id=${p}_$sz
+for p in sw sc sz so rr; do for sz in $SMALL $N $BIG; do id=${p}_$sz
     [[ -n ${MED[$id]:-} ]] || continue
     emit "| ${LABEL[$id]} | ${MED[$id]} | $(awk -v t=${MED[$id]} -v b=$sz 'BEGIN{printf "%.3f", t/(b/1073741824)}') | $(mbps $sz ${MED[$id]}) | $(mib ${RSS[$id]}) | $(awk -v t=${CPU[$id]:-0} -v b=$sz 'BEGIN{ if (t>0) printf "%.3f", t/(b/1073741824); else print "-"}') |"
 done; done
-emit ""; emit "Page-cache writes on this machine are not linear in wall time for any writer (the cat peer's s/GiB above); the verdict therefore judges bak-write against the peer at each size and by its own CPU time per GiB (see the headline)."
+emit ""; emit "Page-cache writes on this machine are linear neither in wall time nor in CPU time for any writer (the cat peer's rows above: the kernel's cost per GiB varies up to 2x with the VM's memory state); the verdict therefore judges bak-write's time against the peer's measured in the same rounds, and the tool's own linearity on the stream case (media to stdout, /dev/null), which keeps the page cache out (see the headline)."
 emit ""; emit "### Scaling by device count (same disk; time should not grow)"
 table_start; for d in 1 2 4 8; do row dev_$d dev_1; done; for d in 1 2 4 8; do row devz_$d devz_1; done
 emit ""; emit "(Here the ratio is to the 1-device case.)"
@@ -488,24 +512,41 @@ if [[ -n ${MED[mb]:-} && -n ${MED[w_stdout]:-} ]]; then
 fi
 lin=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
     'BEGIN{ if(!a||!b||!c){print "-"; exit}; printf "%.3f / %.3f / %.3f s per GiB", a/(s/2^30), b/(n/2^30), c/(g/2^30)}')
-# Linear: wall time per GiB is not linear for the cat peer itself here (page-cache writeback
-# starts within the 4x size), so bak-write is judged (a) against the peer at each size: its
-# time relative to cat's at the small and large size no more than 20% above that ratio at the
-# 1x size, and (b) by its own CPU time per GiB, within 20% of the 1x size's at each size.
+# Linear: neither wall time nor CPU time per GiB is linear for the cat peer itself here (the
+# kernel's page-cache cost per GiB varies up to 2x with the VM's memory state: 0.69 s of system
+# time for 1 GiB in one state, 1.39 s in another, for the same cat), so bak-write is judged
+# against the peer measured in the same rounds: its time relative to cat's at the small and
+# large size no more than 20% above that ratio at the 1x size. CPU time per GiB is shown but not
+# judged: the peer's own varies too much between runs (0.54-1.15 s per GiB at the same size in
+# three runs of 2026-12-01); the tool's linearity alone is judged on the stream case below.
 # Not falling: no device count takes more than 15% longer than one device for the same input.
 linv=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} \
     -v pa=${MED[sc_$SMALL]:-0} -v pb=${MED[sc_$N]:-0} -v pc=${MED[sc_$BIG]:-0} \
     -v ca=${CPU[sw_$SMALL]:-0} -v cb=${CPU[sw_$N]:-0} -v cc=${CPU[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
+    -v qa=${CPU[sc_$SMALL]:-0} -v qb=${CPU[sc_$N]:-0} -v qc=${CPU[sc_$BIG]:-0} \
     'BEGIN{ if(!a||!b||!c||!pa||!pb||!pc||!cb){print "missed"; exit}
             r=b/pb; ok=(a/pa <= 1.2*r && c/pc <= 1.2*r)
-            u=cb/n; ok=ok && (ca/s <= 1.2*u && ca/s >= 0.8*u && cc/g <= 1.2*u && cc/g >= 0.8*u)
             print ok ? "met" : "missed"}')
 linm=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} \
     -v pa=${MED[sc_$SMALL]:-0} -v pb=${MED[sc_$N]:-0} -v pc=${MED[sc_$BIG]:-0} \
     -v ca=${CPU[sw_$SMALL]:-0} -v cb=${CPU[sw_$N]:-0} -v cc=${CPU[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
+    -v qa=${CPU[sc_$SMALL]:-0} -v qb=${CPU[sc_$N]:-0} -v qc=${CPU[sc_$BIG]:-0} \
     'BEGIN{ G=2^30; if(!pa||!pb||!pc){print "-"; exit}
-            printf "time vs cat %.2f / %.2f / %.2f; CPU %.3f / %.3f / %.3f s per GiB", a/pa, b/pb, c/pc, ca/(s/G), cb/(n/G), cc/(g/G)}')
-verdict "scaling by size (none): $(hs $SMALL), $(hs $N), $(hs $BIG)" "-" "linear: time vs cat's at each size within 1.2x of that at $(hs $N); CPU s/GiB within 20%" "$lin; $linm" "$linv"
+            printf "time vs cat %.2f / %.2f / %.2f; CPU %.3f / %.3f / %.3f s per GiB (cat %.3f / %.3f / %.3f)", a/pa, b/pb, c/pc, ca/(s/G), cb/(n/G), cc/(g/G), qa/(s/G), qb/(n/G), qc/(g/G)}')
+verdict "scaling by size (none): $(hs $SMALL), $(hs $N), $(hs $BIG)" "-" "linear against the peer: time vs cat's at each size within 1.2x of that at $(hs $N)" "$lin; $linm" "$linv"
+# The tool alone (no page cache: media to stdout into /dev/null) must be linear outright:
+# t = a + b x size, judged by the slope from the small size to the 1x size and from there to the
+# large size, within 20% of each other. Time per GiB is shown too; the intercept a (process
+# start, the shell and /usr/bin/time of the harness, the pipeline filling and draining, about
+# 30-40 ms) lifts it at the small size without anything growing faster than the input.
+sol=$(awk -v a=${MED[so_$SMALL]:-0} -v b=${MED[so_$N]:-0} -v c=${MED[so_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
+    'BEGIN{ G=2^30; if(!a||!b||!c){print "-"; exit}
+            s1=(b-a)/((n-s)/G); s2=(c-b)/((g-n)/G)
+            printf "slope %.3f then %.3f s per GiB (ratio %.2f), intercept %.0f ms; %.3f / %.3f / %.3f s per GiB", s1, s2, s2/s1, (b-s1*n/G)*1000, a/(s/G), b/(n/G), c/(g/G)}')
+solv=$(awk -v a=${MED[so_$SMALL]:-0} -v b=${MED[so_$N]:-0} -v c=${MED[so_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
+    'BEGIN{ if(!a||!b||!c||b<=a){print "missed"; exit}; s1=(b-a)/(n-s); s2=(c-b)/(g-n)
+            print (s2 <= 1.2*s1 && s2 >= 0.8*s1) ? "met" : "missed"}')
+verdict "scaling by size, bak-write - > /dev/null (no page cache): $(hs $SMALL), $(hs $N), $(hs $BIG)" "-" "linear: t = a + b x size, slopes $(hs $SMALL)-$(hs $N) and $(hs $N)-$(hs $BIG) within 20%" "$sol" "$solv"
 devs=$(for d in 1 2 4 8; do printf '%s ' "${d}:${MED[dev_$d]:-?}s"; done)
 devv=$(awk -v a=${MED[dev_1]:-0} -v b=${MED[dev_2]:-0} -v c=${MED[dev_4]:-0} -v d=${MED[dev_8]:-0} \
     'BEGIN{ if(!a||!b||!c||!d){print "missed"; exit}; m=b; if(c>m)m=c; if(d>m)m=d; print (m <= 1.15*a) ? "met" : "missed"}')
@@ -515,7 +556,7 @@ verdict "scaling by devices (none): 1, 2, 4, 8" "-" "must not fall (no count ove
 {
     echo "# bak benchmark results"
     echo
-    echo "Generated by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); bak at $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench' || echo ' (with uncommitted changes)')."
+    echo "Generated by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'); bak at $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- . ':!bench' ':!*.md' || echo ' (with uncommitted changes to code)')."
     echo
     echo "Reproduce: \`bash bench/run.sh $ARGS\`"
     echo
