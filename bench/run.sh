@@ -522,9 +522,7 @@ lin=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0
 # Not falling: no device count takes more than 15% longer than one device for the same input.
 linv=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} \
     -v pa=${MED[sc_$SMALL]:-0} -v pb=${MED[sc_$N]:-0} -v pc=${MED[sc_$BIG]:-0} \
-    -v ca=${CPU[sw_$SMALL]:-0} -v cb=${CPU[sw_$N]:-0} -v cc=${CPU[sw_$BIG]:-0} -v s=$SMALL -v n=$N -v g=$BIG \
-    -v qa=${CPU[sc_$SMALL]:-0} -v qb=${CPU[sc_$N]:-0} -v qc=${CPU[sc_$BIG]:-0} \
-    'BEGIN{ if(!a||!b||!c||!pa||!pb||!pc||!cb){print "missed"; exit}
+    'BEGIN{ if(!a||!b||!c||!pa||!pb||!pc){print "missed"; exit}
             r=b/pb; ok=(a/pa <= 1.2*r && c/pc <= 1.2*r)
             print ok ? "met" : "missed"}')
 linm=$(awk -v a=${MED[sw_$SMALL]:-0} -v b=${MED[sw_$N]:-0} -v c=${MED[sw_$BIG]:-0} \
