@@ -9,6 +9,9 @@ use std::time::Instant;
 
 use bak_core::Error;
 
+pub mod dates;
+pub mod rows;
+
 /// Exit code: everything checked is good.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: the media are damaged or incomplete.
@@ -68,6 +71,28 @@ fn is_broken_stdout(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
     })
+}
+
+/// A stop signal raised by SIGINT or SIGTERM: a thread waits for the signals (no polling) and
+/// raises it, which wakes every part of the running operation at once.
+pub fn stop_on_signals() -> anyhow::Result<bak_core::Stop> {
+    use anyhow::Context;
+    let stop = bak_core::Stop::new();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .context("cannot install a signal handler")?;
+    let s = stop.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                s.raise();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(stop)
 }
 
 /// Parse a size: `65536`, `64K`, `64KiB`, `1M`, `1MiB`, `1G` (binary multiples).
@@ -326,32 +351,34 @@ pub fn render<T: serde::Serialize>(
 /// The devices given to a reading tool, recognised from their first bytes.
 pub enum Media {
     /// bak media.
-    Bak(Vec<bak_core::read::Opened>),
+    Bak(Vec<bak_core::Opened>),
     /// SQL Server backups (MTF, compressed or not).
-    Mtf(Vec<bak_core::mtf::MtfDevice>),
+    Mtf(Vec<bak_mtf::MtfDevice>),
 }
 
-/// Open the devices, tell their format, and refuse foreign files or a mix of formats.
+/// Open the devices (in parallel: FIFOs may be fed in any order), tell their format, and
+/// refuse foreign files or a mix of formats.
 pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
-    use bak_core::model::MediaKind;
-    let opened = bak_core::read::open_all(paths)?;
+    use bak_core::bytes::MediaKind;
+    let opened = bak_core::open_paths(paths)?;
     let mut kinds = Vec::new();
     for d in &opened {
-        match d.kind {
+        match d.kind() {
             Some(k) => kinds.push(k),
             None => {
+                let head = d.head();
                 return Err(Error::NotMedia {
-                    device: d.name.clone(),
-                    found: if d.head.is_empty() {
+                    device: d.name().to_string(),
+                    found: if head.is_empty() {
                         "an empty file".into()
                     } else {
                         format!(
                             "first bytes {}",
-                            bak_core::format::hex(&d.head[..d.head.len().min(8)])
+                            bak_core::bytes::hex(&head[..head.len().min(8)])
                         )
                     },
                 }
-                .into())
+                .into());
             }
         }
     }
@@ -361,17 +388,12 @@ pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
     if let Some(i) = kinds.iter().position(|k| *k == MediaKind::Bak) {
         anyhow::bail!(
             "{} is bak media but other devices are SQL Server backups; give devices of one media set",
-            opened[i].name
+            opened[i].name()
         );
     }
     let mut devs = Vec::new();
     for d in opened {
-        anyhow::ensure!(
-            d.file.is_some(),
-            "{}: SQL Server backups are read from files, not pipes; save it to a file first",
-            d.name
-        );
-        devs.push(bak_core::mtf::MtfDevice::open(&d.path)?);
+        devs.push(bak_mtf::MtfDevice::from_device(d.into_device())?);
     }
     Ok(Media::Mtf(devs))
 }
@@ -386,7 +408,7 @@ pub fn announce(tool: &str, media: &Media, quiet: bool) {
         for d in devs {
             let l = d.label();
             let kind = l.media_format.map_or("SQL Server backup", |k| k.describe());
-            eprintln!("{tool}: {}: {kind}", d.path().display());
+            eprintln!("{tool}: {}: {kind}", d.name());
         }
     }
 }

@@ -1,44 +1,15 @@
-//! Dates as the tools print and accept them: RFC 3339 in UTC.
+//! Dates in messages: RFC 3339 in UTC. (The tools' own date input and output is bak-cli's.)
 
 use time::format_description::well_known::Rfc3339;
-use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
+use time::OffsetDateTime;
 
 /// Format microseconds since the Unix epoch as RFC 3339 UTC, to the second.
-pub fn format_us(us: i64) -> String {
+pub(crate) fn format_us(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| format!("@{secs}"))
-}
-
-/// Parse a date the user typed: RFC 3339 (`2026-12-31T23:00:00Z`), a date and time
-/// (`2026-12-31 23:00:00` or `2026-12-31T23:00`, taken as UTC) or a date (`2026-12-31`, midnight
-/// UTC). Returns microseconds since the epoch.
-pub fn parse_date(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
-        return Some((t.unix_timestamp_nanos() / 1000) as i64);
-    }
-    let date_part = s.get(..10)?;
-    let fd = time::macros::format_description!("[year]-[month]-[day]");
-    let d = Date::parse(date_part, fd).ok()?;
-    let rest = s[10..].trim_start_matches(['T', ' ']);
-    let t = if rest.is_empty() {
-        Time::MIDNIGHT
-    } else {
-        let f1 = time::macros::format_description!("[hour]:[minute]:[second]");
-        let f2 = time::macros::format_description!("[hour]:[minute]");
-        Time::parse(rest, f1)
-            .or_else(|_| Time::parse(rest, f2))
-            .ok()?
-    };
-    Some(
-        (PrimitiveDateTime::new(d, t)
-            .assume_utc()
-            .unix_timestamp_nanos()
-            / 1000) as i64,
-    )
 }
 
 #[cfg(test)]
@@ -49,17 +20,5 @@ mod tests {
     fn formats_and_parses() {
         assert_eq!(format_us(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_us(1_700_000_000_123_456), "2023-11-14T22:13:20Z");
-        assert_eq!(
-            parse_date("2023-11-14T22:13:20Z"),
-            Some(1_700_000_000_000_000)
-        );
-        assert_eq!(
-            parse_date("2023-11-14 22:13:20"),
-            Some(1_700_000_000_000_000)
-        );
-        assert_eq!(parse_date("2023-11-14T22:13"), Some(1_699_999_980_000_000));
-        assert_eq!(parse_date("1970-01-02"), Some(86_400_000_000));
-        assert_eq!(parse_date("yesterday"), None);
-        assert_eq!(parse_date("2023-13-01"), None);
     }
 }

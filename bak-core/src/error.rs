@@ -134,13 +134,49 @@ pub enum Error {
         /// Why, and what to do instead.
         what: String,
     },
-    /// A request that makes no sense for these media (a bad option value, refused overwrite).
+    /// A request this build will not carry out as asked: a bad option value, an overwrite
+    /// that needs a flag, a device in use. Never damage.
     Refused {
+        /// Which kind of refusal.
+        kind: Refusal,
         /// Why, and which flag overrides it where one exists.
         what: String,
     },
+    /// A fault of this program, not of the media or the request: a worker thread panicked.
+    Internal {
+        /// What failed.
+        what: String,
+        /// The panic message, where there was one.
+        detail: Option<String>,
+    },
     /// The operation was interrupted (a signal).
     Interrupted,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// An option value or combination out of range.
+    Usage,
+    /// The device is not something media can be on (a directory).
+    NotADevice,
+    /// Media would be written to, or read from, a terminal.
+    Terminal,
+    /// Another bak process holds the device.
+    Locked,
+    /// The device holds data that is not bak media; `--format` overwrites it.
+    Foreign,
+    /// The devices do not fit the media set on them (another set, another family count).
+    WrongMediaSet,
+    /// A backup set has not expired; `--skip` overrides.
+    NotExpired,
+    /// The media are named otherwise; `--skip` overrides.
+    WrongMediaName,
+    /// Earlier sets are damaged, so appending after them is refused.
+    DamagedMedia,
+    /// The device cannot do what this needs (a positioned read on a pipe).
+    Capability,
 }
 
 impl Error {
@@ -153,7 +189,15 @@ impl Error {
         }
     }
 
-    /// A damaged record with expected and found values.
+    /// A refusal of a kind, with its sentence.
+    pub fn refused(kind: Refusal, what: impl Into<String>) -> Self {
+        Error::Refused {
+            kind,
+            what: what.into(),
+        }
+    }
+
+    /// A damaged record.
     pub fn corrupt(at: Location, what: impl Into<String>) -> Self {
         Error::Corrupt {
             at,
@@ -187,9 +231,34 @@ impl Error {
         )
     }
 
+    /// The I/O error underneath, if this is one.
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
     /// True when the error is a broken pipe on output (the reader went away: end quietly).
     pub fn is_broken_pipe(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// An I/O error in words, once: "no space left on device", not "No space left on device (os
+/// error 28)".
+pub fn io_words(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    let s = match (e.raw_os_error(), s.rfind(" (os error ")) {
+        (Some(_), Some(i)) => s[..i].to_string(),
+        _ => s,
+    };
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) if c.clone().next().is_some_and(|x| x.is_lowercase()) => {
+            first.to_lowercase().chain(c).collect()
+        }
+        _ => s,
     }
 }
 
@@ -197,11 +266,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, op, source } => {
-                let what = match source.raw_os_error() {
-                    Some(libc::ENOSPC) => "no space left on device".to_string(),
-                    _ => source.to_string(),
-                };
-                write!(f, "{}: {op} failed: {what}", path.display())
+                write!(f, "{}: {op} failed: {}", path.display(), io_words(source))
             }
             Error::NotMedia { device, found } => {
                 write!(
@@ -240,20 +305,23 @@ impl fmt::Display for Error {
                 if *count == 1 { "" } else { "s" }
             ),
             Error::Unsupported { device, what } => write!(f, "{device}: {what}"),
-            Error::Refused { what } => f.write_str(what),
+            Error::Refused { what, .. } => f.write_str(what),
+            Error::Internal { what, detail } => {
+                write!(f, "internal error: {what}")?;
+                if let Some(d) = detail {
+                    write!(f, " ({d})")?;
+                }
+                f.write_str("; this is a bug in bak, please report it")
+            }
             Error::Interrupted => f.write_str("interrupted"),
         }
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            _ => None,
-        }
-    }
-}
+// Display already says the cause of an I/O error in words; giving it again as `source` made
+// every printed chain say it twice ("no space left on device: No space left on device (os
+// error 28)"). The cause stays reachable through the `source` field.
+impl std::error::Error for Error {}
 
 /// bak-core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

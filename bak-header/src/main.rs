@@ -4,8 +4,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use bak_cli::rows::{FileRow, LabelRow, SetRow};
 use bak_cli::{open_media, render, Format, Media, EXIT_OK};
-use bak_core::model::FileRow;
+use bak_core::list;
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -103,9 +104,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
     match open_media(&args.devices)? {
         Media::Bak(devs) => {
             let n = devs.len();
-            let cats = bak_core::catalog::catalog_all(devs)?;
+            let cats = list::catalog_all(devs)?;
             if args.labelonly {
-                let rows: Vec<_> = cats.iter().map(bak_core::catalog::label_row).collect();
+                let rows: Vec<LabelRow> =
+                    cats.iter().map(|c| (&list::label_info(c)).into()).collect();
                 render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
                 if format == Format::Table {
                     if let Some(c) = cats.first() {
@@ -132,7 +134,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
             } else {
                 check_set_given(&cats);
-                let rows = bak_core::catalog::set_rows(&cats);
+                let rows: Vec<SetRow> = list::set_infos(&cats).iter().map(SetRow::from).collect();
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
                 let damaged: Vec<&String> = cats.iter().filter_map(|c| c.damage.as_ref()).collect();
                 if !damaged.is_empty() {
@@ -146,13 +148,19 @@ fn run(args: Args) -> anyhow::Result<u8> {
         }
         Media::Mtf(devs) => {
             if args.labelonly {
-                let rows: Vec<_> = devs.iter().map(|d| d.label()).collect();
+                let rows: Vec<LabelRow> = devs.iter().map(|d| (&d.label()).into()).collect();
                 render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
             } else if args.filelist {
-                let rows = bak_core::mtf::file_list(&devs, args.file)?;
+                let rows: Vec<FileRow> = bak_mtf::file_list(&devs, args.file)?
+                    .iter()
+                    .map(FileRow::from)
+                    .collect();
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
             } else {
-                let rows = bak_core::mtf::header_only(&devs)?;
+                let rows: Vec<SetRow> = bak_mtf::header_only(&devs)?
+                    .iter()
+                    .map(SetRow::from)
+                    .collect();
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
             }
         }
@@ -161,7 +169,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn check_set_given(cats: &[bak_core::catalog::FamilyCatalog]) {
+fn check_set_given(cats: &[list::FamilyCatalog]) {
     if let Some(c) = cats.first() {
         if (c.media.family_count as usize) != cats.len() {
             eprintln!(

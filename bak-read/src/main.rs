@@ -3,12 +3,11 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use bak_cli::{mb_per_s, Progress, EXIT_OK};
 use bak_cli::{open_media, Media};
-use bak_core::read::{read_set, ReadOptions};
+use bak_core::{restore, RestoreOptions};
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -74,15 +73,15 @@ fn output(args: &Args) -> anyhow::Result<(Box<dyn Write>, String)> {
                 .as_fd()
                 .try_clone_to_owned()
                 .context("stdout")?;
-            bak_core::pipeline::enlarge_pipe(fd.as_fd(), 2 << 20);
+            bak_core::device::enlarge_pipe(fd.as_fd(), 2 << 20);
             (Box::new(File::from(fd)), "stdout".to_string())
         }
     })
 }
 
 /// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
-fn run_mtf(args: &Args, devs: &[bak_core::mtf::MtfDevice]) -> anyhow::Result<u8> {
-    use bak_core::mtf;
+fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice]) -> anyhow::Result<u8> {
+    use bak_mtf as mtf;
     if args.list_streams {
         let rows = mtf::list_streams(devs, args.file)?;
         let mut out = std::io::stdout().lock();
@@ -154,7 +153,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         }
         Media::Mtf(devs) => return run_mtf(&args, &devs),
     };
-    let mut opts = ReadOptions {
+    let mut opts = RestoreOptions {
         position: args.file,
         ..Default::default()
     };
@@ -166,15 +165,15 @@ fn run(args: Args) -> anyhow::Result<u8> {
         opts.buffer_count = b;
     }
     let (mut out, out_name) = output(&args)?;
-    let cancel = AtomicBool::new(false);
+    let stop = bak_core::Stop::new();
     let progress = Progress::new("RESTORE", None, args.stats, args.quiet);
-    let r = read_set(
+    let r = restore(
         devs,
         &opts,
         &mut out,
         &out_name,
         &|n| progress.update(n),
-        &cancel,
+        &stop,
     );
     progress.finish();
     let s = r?;

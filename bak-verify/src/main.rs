@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use bak_cli::{open_media, Media, Progress, EXIT_DAMAGED, EXIT_OK};
-use bak_core::model::SetReport;
-use bak_core::verify::{verify_bak, VerifyOptions};
+use bak_core::report::{SetReport, Verdict};
+use bak_core::{verify, VerifyOptions};
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -68,17 +68,18 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 threads: args.threads.unwrap_or(0),
             };
             let progress = Progress::new("VERIFY", None, args.stats, args.quiet);
-            let r = verify_bak(devs, &opts, &|n| progress.update(n));
+            let stop = bak_core::Stop::new();
+            let r = verify(devs, &opts, &|n| progress.update(n), &stop);
             progress.finish();
             r?
         }
-        Media::Mtf(devs) => bak_core::mtf::verify(&devs, args.file, args.stop_on_error)?,
+        Media::Mtf(devs) => bak_mtf::verify(&devs, args.file, args.stop_on_error)?,
     };
     let out = std::io::stdout();
     let mut out = out.lock();
     print_reports(&mut out, &reports, args.json)?;
     out.flush()?;
-    Ok(if reports.iter().all(|r| r.verdict == "valid") {
+    Ok(if reports.iter().all(|r| r.verdict == Verdict::Valid) {
         EXIT_OK
     } else {
         EXIT_DAMAGED
@@ -99,7 +100,7 @@ fn print_reports(out: &mut dyn Write, reports: &[SetReport], json: bool) -> std:
         let s = if n == 1 { "" } else { "s" };
         if r.position == 0 {
             writeln!(out, "The media have {n} problem{s} outside any backup set.")?;
-        } else if r.verdict == "valid" {
+        } else if r.verdict == Verdict::Valid {
             writeln!(out, "The backup set on file {} is valid.", r.position)?;
         } else {
             writeln!(

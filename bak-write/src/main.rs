@@ -3,13 +3,11 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::Context;
 use bak_cli::{mb_per_s, parse_size, Progress, EXIT_OK};
-use bak_core::format::{guid_string, hex, Codec};
-use bak_core::write::{write_set, InitMode, WriteOptions};
+use bak_core::bytes::{guid_string, hex, Codec};
+use bak_core::{backup, open_backup_devices, BackupOptions, InitMode};
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -121,9 +119,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
             args.max_transfer_size
         );
     };
-    let mut opts = WriteOptions::new(args.devices.clone());
-    opts.codec = codec;
-    opts.max_transfer = mts;
+    let mut opts = BackupOptions {
+        codec,
+        max_transfer: mts,
+        ..Default::default()
+    };
     if let Some(b) = args.buffer_count {
         anyhow::ensure!(b >= 2, "--buffer-count must be at least 2");
         opts.buffer_count = b;
@@ -146,8 +146,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
     opts.skip = args.skip || args.format;
     opts.sync = !args.no_sync;
     opts.expire_us = match (args.retain_days, &args.expire_date) {
-        (Some(d), _) => bak_core::write::now_us() + d as i64 * 86_400_000_000,
-        (None, Some(s)) => bak_core::dates::parse_date(s).with_context(|| {
+        (Some(d), _) => bak_core::now_us() + d as i64 * 86_400_000_000,
+        (None, Some(s)) => bak_cli::dates::parse_date(s).with_context(|| {
             format!("--expire-date {s:?}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
         })?,
         (None, None) => 0,
@@ -175,21 +175,19 @@ fn run(args: Args) -> anyhow::Result<u8> {
         use std::os::fd::AsFd;
         match &args.input {
             Some(p) if p.as_os_str() != "-" => {}
-            _ => bak_core::pipeline::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
+            _ => bak_core::device::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
         }
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&cancel))
-            .context("cannot install a signal handler")?;
-    }
+    let stop = bak_cli::stop_on_signals()?;
+    let devices = open_backup_devices(&args.devices, mts)?;
     let progress = Progress::new("BACKUP", opts.expected_size, args.stats, args.quiet);
-    let result = write_set(
+    let result = backup(
         &mut input,
         &input_name,
+        devices,
         &opts,
         &|n| progress.update(n),
-        &cancel,
+        &stop,
     );
     progress.finish();
     let s = match result {

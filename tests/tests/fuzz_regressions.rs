@@ -1,20 +1,21 @@
-//! Issue 8: what fuzzing found, one test per finding, and the promise that sizes read from the
-//! media are never trusted for allocation, tested directly: a counting global allocator watches
-//! the largest single allocation and the growth of live memory while a lying input is read.
-//! The tests here take a lock so that the counts are theirs alone.
-
-mod mtf_support;
+//! What fuzzing found, one test per finding, and the promise that sizes read from the media
+//! are never trusted for allocation, tested directly: a counting global allocator watches the
+//! largest single allocation and the growth of live memory while a lying input is read.
+//!
+//! The allocator counts for the whole test binary, where other tests run at the same time; so
+//! each test here runs again in a process of its own (see [`alone`]), and measures only there.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bak_core::format::*;
-use bak_core::media::{scan_family, RecordReader};
-use bak_core::read::{open_device, read_set, ReadOptions};
-use bak_core::write::{write_set, InitMode, WriteOptions};
+use bak_core::bytes::*;
+use bak_core::internals::{scan_file as scan_family, RecordReader};
+use bak_core::{
+    backup, open_backup_devices, open_paths, restore as restore_set, BackupOptions, InitMode,
+    RestoreOptions, Stop,
+};
 use bak_core::{Error, Location};
 
 struct Counting;
@@ -57,7 +58,30 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Set in the process that runs one test of this module alone.
+const ALONE: &str = "BAK_TESTS_ALLOCATION_ALONE";
+
+/// In the test run: run the calling test again in a process of its own (this test binary,
+/// filtered to that one test) where no other test allocates, check that it passed there, and
+/// return false. In that process: return true, and the test goes on to measure.
+fn alone() -> bool {
+    if std::env::var_os(ALONE).is_some() {
+        return true;
+    }
+    let name = crate::util::test_name();
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([name.as_str(), "--exact", "--test-threads=1", "--nocapture"])
+        .env(ALONE, "1")
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed;"),
+        "{name}, run alone, failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
 
 /// What `f` allocated: the largest single allocation, and the peak growth of live memory.
 struct Spent {
@@ -82,7 +106,10 @@ const MIB: usize = 1 << 20;
 /// Run `f` alone and check it stayed within `budget` bytes, both for its largest allocation and
 /// for the growth of live memory.
 fn within<T>(what: &str, budget: usize, f: impl FnOnce() -> T) -> T {
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    assert!(
+        std::env::var_os(ALONE).is_some(),
+        "{what}: measured beside other tests (call alone() first)"
+    );
     let (r, s) = measure(f);
     assert!(
         s.largest <= budget && s.peak_growth <= 2 * budget,
@@ -94,15 +121,6 @@ fn within<T>(what: &str, budget: usize, f: impl FnOnce() -> T) -> T {
         budget / MIB
     );
     r
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let n = N.fetch_add(1, Ordering::SeqCst);
-    let d = std::env::temp_dir().join(format!("bak-fuzzreg-{tag}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }
 
 /// A record prefix (frame header and record header, both CRCs right) claiming a body of
@@ -118,43 +136,32 @@ fn lying_prefix(kind: RecordType, body_len: u32, body_crc: u32) -> Vec<u8> {
     h.extend_from_slice(&body_len.to_le_bytes());
     h.extend_from_slice(&body_crc.to_le_bytes());
     h.extend_from_slice(&0u32.to_le_bytes());
-    let crc = crc32fast_hash(&h[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 20]);
+    let crc = crc32fast::hash(&h[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 20]);
     h.extend_from_slice(&crc.to_le_bytes());
     h
-}
-
-/// CRC32 (IEEE), bitwise: the tests package has no crc32fast.
-fn crc32fast_hash(b: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &x in b {
-        c ^= x as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                (c >> 1) ^ 0xEDB8_8320
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }
 
 /// One family of bak media holding one set of `len` bytes in 64 KiB blocks; its path.
 fn media(dir: &Path, len: usize, codec: Codec) -> PathBuf {
     let dev = dir.join("f1.bak");
-    let mut opts = WriteOptions::new(vec![dev.clone()]);
-    opts.codec = codec;
-    opts.max_transfer = MIN_TRANSFER;
-    opts.threads = 1;
-    opts.sync = false;
-    opts.mode = InitMode::Format;
+    let opts = BackupOptions {
+        codec,
+        max_transfer: MIN_TRANSFER,
+        threads: 1,
+        sync: false,
+        mode: InitMode::Format,
+        ..Default::default()
+    };
     let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-    write_set(
+    let targets = open_backup_devices(std::slice::from_ref(&dev), opts.max_transfer)
+        .expect("open the device");
+    backup(
         &mut &data[..],
         "data",
+        targets,
         &opts,
         &|_| {},
-        &AtomicBool::new(false),
+        &Stop::new(),
     )
     .expect("write media");
     dev
@@ -177,21 +184,14 @@ fn records(file: &[u8]) -> Vec<(RecordType, usize, Vec<u8>)> {
 }
 
 fn restore(dev: &Path) -> bak_core::Result<Vec<u8>> {
-    let d = open_device(dev)?;
-    let opts = ReadOptions {
+    let d = open_paths(&[dev.to_path_buf()])?;
+    let opts = RestoreOptions {
         position: 1,
         threads: 1,
         buffer_count: 0,
     };
     let mut out = Vec::new();
-    read_set(
-        vec![d],
-        &opts,
-        &mut out,
-        "out",
-        &|_| {},
-        &AtomicBool::new(false),
-    )?;
+    restore_set(d, &opts, &mut out, "out", &|_| {}, &Stop::new())?;
     Ok(out)
 }
 
@@ -202,6 +202,9 @@ fn restore(dev: &Path) -> bak_core::Result<Vec<u8>> {
 /// reading a byte of it, so 32 bytes on a pipe made a restore allocate 256 MiB.
 #[test]
 fn record_reader_does_not_allocate_a_claimed_256_mib_body() {
+    if !alone() {
+        return;
+    }
     let mut s = lying_prefix(RecordType::Mbc, MAX_BODY_LEN, 0);
     s.extend_from_slice(&[0u8; 100]);
     let r = within("RecordReader::next_record", 4 * MIB, || {
@@ -214,8 +217,11 @@ fn record_reader_does_not_allocate_a_claimed_256_mib_body() {
 /// reader after the trailing config.
 #[test]
 fn restore_of_an_mbc_claiming_256_mib_does_not_allocate_it() {
-    let dir = temp_dir("mbc");
-    let dev = media(&dir, 100_000, Codec::None);
+    if !alone() {
+        return;
+    }
+    let dir = crate::util::temp_dir("mbc");
+    let dev = media(dir.path(), 100_000, Codec::None);
     let mut f = std::fs::read(&dev).unwrap();
     let (_, off, _) = records(&f)
         .into_iter()
@@ -235,6 +241,9 @@ fn restore_of_an_mbc_claiming_256_mib_does_not_allocate_it() {
 /// the length it really has, with nothing allocated for it.
 #[test]
 fn mbc_claiming_a_tib_of_entries_is_refused_without_allocating() {
+    if !alone() {
+        return;
+    }
     let mut body = vec![0u8; 16 + 4 + 2 + 2];
     body.extend_from_slice(&(1u64 << 40).to_le_bytes());
     body.extend_from_slice(&[0u8; 40]);
@@ -248,8 +257,11 @@ fn mbc_claiming_a_tib_of_entries_is_refused_without_allocating() {
 /// transfer is 64 KiB): the restore refuses it from the lengths, before any buffer is sized.
 #[test]
 fn block_header_claiming_4_gib_is_refused_without_allocating() {
-    let dir = temp_dir("block");
-    let dev = media(&dir, 100_000, Codec::None);
+    if !alone() {
+        return;
+    }
+    let dir = crate::util::temp_dir("block");
+    let dev = media(dir.path(), 100_000, Codec::None);
     let mut f = std::fs::read(&dev).unwrap();
     let at = Location::device("t");
     let (_, off, body) = records(&f)
@@ -274,8 +286,11 @@ fn block_header_claiming_4_gib_is_refused_without_allocating() {
 /// the scan finds the claim runs past the end of the file before allocating.
 #[test]
 fn scan_of_a_set_header_claiming_256_mib_does_not_allocate_it() {
-    let dir = temp_dir("scan");
-    let dev = media(&dir, 10_000, Codec::None);
+    if !alone() {
+        return;
+    }
+    let dir = crate::util::temp_dir("scan");
+    let dev = media(dir.path(), 10_000, Codec::None);
     let mut f = std::fs::read(&dev).unwrap();
     let (_, off, _) = records(&f)
         .into_iter()
@@ -297,8 +312,12 @@ fn scan_of_a_set_header_claiming_256_mib_does_not_allocate_it() {
 /// answer promptly (an error or a reported problem) without allocating it.
 #[test]
 fn mtf_stream_claiming_1_tib_is_not_allocated() {
-    use bak_core::mtf::{self, MtfDevice, StreamKind};
-    use mtf_support::*;
+    if !alone() {
+        return;
+    }
+    use crate::mtf_support::*;
+    use crate::util::temp_file;
+    use bak_mtf::{self as mtf, MtfDevice, StreamKind};
     let mut m = build(&MediaSpec::default());
     let offs = streams(&m, b"MQDA");
     assert!(!offs.is_empty(), "the synthetic media have an MQDA stream");
@@ -326,8 +345,11 @@ fn mtf_stream_claiming_1_tib_is_not_allocated() {
 /// The Xpress decoder asked for a TiB of output refuses before allocating.
 #[test]
 fn xpress_refuses_a_tib_output_without_allocating() {
+    if !alone() {
+        return;
+    }
     let r = within("xpress::decompress", 2 * MIB, || {
-        bak_core::xpress::decompress(&[0u8; 300], 1 << 40)
+        bak_mtf::xpress::decompress(&[0u8; 300], 1 << 40)
     });
     assert!(r.is_err());
 }
@@ -336,7 +358,9 @@ fn xpress_refuses_a_tib_output_without_allocating() {
 
 #[test]
 fn the_allocation_budget_sees_a_big_allocation() {
-    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !alone() {
+        return;
+    }
     let (v, s) = measure(|| vec![1u8; 8 * MIB]);
     assert!(s.largest >= 8 * MIB);
     drop(v);
@@ -344,8 +368,11 @@ fn the_allocation_budget_sees_a_big_allocation() {
 
 #[test]
 fn a_restore_of_good_media_fits_the_budget() {
-    let dir = temp_dir("good");
-    let dev = media(&dir, 300_000, Codec::Zstd(1));
+    if !alone() {
+        return;
+    }
+    let dir = crate::util::temp_dir("good");
+    let dev = media(dir.path(), 300_000, Codec::Zstd(1));
     let out = within("restore of good media", 16 * MIB, || restore(&dev)).unwrap();
     assert_eq!(out.len(), 300_000);
 }

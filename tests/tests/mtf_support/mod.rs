@@ -1,7 +1,12 @@
 //! A small writer of synthetic MTF media, shaped like SQL Server's (docs/MTF.md): TAPE with a
 //! RAID stream, SFMB, then per set SSET, VOLB, MSCI (MQCI), MSDA (MQDA), MSTL (MQTL), MSLS
 //! (MQCI), SFMB, ESET, ESET, SFMB. Used to cover what the real fixtures lack: odd block sizes,
-//! several sets, stripes, and every kind of damage.
+//! several sets, stripes, and every kind of damage. Also the little-endian and checksum helpers
+//! the tests of real SQL Server media read their bytes with.
+//!
+//! fuzz/examples/seeds.rs builds its MTF seeds with this file, included by its path: so it
+//! stays at `mtf_support/mod.rs`, needs nothing but std, and may hold what only one of the two
+//! uses.
 #![allow(dead_code)]
 
 /// 8 KiB SQL Server page.
@@ -57,7 +62,19 @@ pub fn set(db: &str, letter: u8, ids: impl IntoIterator<Item = u32>) -> SetSpec 
     }
 }
 
-fn xor16(b: &[u8]) -> u16 {
+/// The u16 at `at`, little-endian.
+pub fn u16_at(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+/// The u32 at `at`, little-endian.
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// XOR of the little-endian u16 words of `b`: 0 over an MTF block header or stream header
+/// whose checksum holds.
+pub fn xor16(b: &[u8]) -> u16 {
     b.chunks(2).fold(0, |x, w| {
         x ^ u16::from_le_bytes([w[0], *w.get(1).unwrap_or(&0)])
     })
@@ -344,13 +361,4 @@ pub fn streams(m: &[u8], id: &[u8; 4]) -> Vec<usize> {
         .step_by(4)
         .filter(|&o| &m[o..o + 4] == id && xor16(&m[o..o + 22]) == 0)
         .collect()
-}
-
-/// Write `bytes` to a fresh file in a temp dir; returns the path.
-pub fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("bak-mtf-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
 }

@@ -1,0 +1,597 @@
+//! BACKUP: one backup set from a reader onto devices. The calling thread fills buffers from
+//! the input, a pool of workers encodes them (per-block codecs), and one writer thread per
+//! device takes the finished blocks in sequence order as the placement allows: without parity,
+//! the first free writer takes the next block, so a slow device takes fewer blocks instead of
+//! stalling the others. Memory: the buffer pool plus one scratch buffer per worker, whatever
+//! the input size.
+
+use std::io::{IoSlice, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::bytes::*;
+use crate::codec::{raw_pieces, Encoded, Encoder};
+use crate::device::{check_distinct, open_write, write_all, WriteDevice};
+use crate::engine::{run_part, Cell, Ordered, Placement, Pool, Queue, Stop};
+use crate::error::{Error, Refusal, Result};
+use crate::media::append::{inspect, plan, write_slot, Found, MediaRequest, Plan};
+use crate::media::InitMode;
+
+/// Everything a backup needs to know besides its input and devices.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    /// Codec of the new set.
+    pub codec: Codec,
+    /// Max transfer size: the size of each block of original bytes.
+    pub max_transfer: u32,
+    /// Buffers in the pool (0: devices x 4 + 2).
+    pub buffer_count: usize,
+    /// Encoding workers.
+    pub threads: usize,
+    /// Backup name.
+    pub name: String,
+    /// Backup description.
+    pub description: String,
+    /// Media name; when given on existing media it must match unless `skip`.
+    pub media_name: Option<String>,
+    /// Media description for new media.
+    pub media_description: String,
+    /// NOINIT / INIT / FORMAT.
+    pub mode: InitMode,
+    /// Skip the expiration and media-name checks.
+    pub skip: bool,
+    /// When the new set may be overwritten, microseconds since the epoch (0 = any time).
+    pub expire_us: i64,
+    /// Make every device durable at the end (fsync).
+    pub sync: bool,
+    /// What the input was, for the set header ("stdin" or a path).
+    pub source_label: String,
+    /// Size of the input when known (a file), for the leading config.
+    pub expected_size: Option<u64>,
+    /// User name for the set header.
+    pub user: String,
+    /// Host name for the set header.
+    pub host: String,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            codec: Codec::None,
+            max_transfer: 1 << 20,
+            buffer_count: 0,
+            threads: std::thread::available_parallelism().map_or(2, |x| x.get()),
+            name: String::new(),
+            description: String::new(),
+            media_name: None,
+            media_description: String::new(),
+            mode: InitMode::Append,
+            skip: false,
+            expire_us: 0,
+            sync: true,
+            source_label: "stdin".into(),
+            expected_size: None,
+            user: current_user(),
+            host: current_host(),
+        }
+    }
+}
+
+/// What a finished backup did.
+#[derive(Debug, Clone)]
+pub struct BackupSummary {
+    /// Position of the new set.
+    pub position: u32,
+    /// GUID of the new set.
+    pub set_id: Guid,
+    /// GUID of the media set.
+    pub media_set_id: Guid,
+    /// Original bytes.
+    pub original_bytes: u64,
+    /// Stored payload bytes.
+    pub stored_bytes: u64,
+    /// Bytes written to the devices in all (records included).
+    pub device_bytes: u64,
+    /// Blocks.
+    pub blocks: u64,
+    /// Families.
+    pub families: u32,
+    /// Blocks per family, in family order.
+    pub family_blocks: Vec<u64>,
+    /// Wall time.
+    pub seconds: f64,
+    /// End-to-end digest.
+    pub digest: [u8; 16],
+    /// True when new media headers were written.
+    pub formatted: bool,
+}
+
+/// The login name of the current user.
+pub fn current_user() -> String {
+    use std::os::unix::fs::MetadataExt;
+    for v in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(v) {
+            if !u.is_empty() {
+                return u;
+            }
+        }
+    }
+    std::fs::metadata("/proc/self")
+        .map(|m| format!("uid {}", m.uid()))
+        .unwrap_or_default()
+}
+
+/// The host name of this machine.
+pub fn current_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Open the devices of a backup by path ("-" is standard output), refusing one given twice.
+/// Nothing on them changes until [`backup`] has checked what they hold.
+pub fn open_backup_devices(
+    paths: &[PathBuf],
+    max_transfer: u32,
+) -> Result<Vec<Box<dyn WriteDevice>>> {
+    if paths.is_empty() || paths.len() > 64 {
+        return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
+    }
+    check_distinct(paths)?;
+    paths
+        .iter()
+        .map(|p| open_write(p, 2 * max_transfer as usize))
+        .collect()
+}
+
+/// A block ready for the device writers.
+struct Ready {
+    buf: Vec<u8>,
+    e: Encoded,
+}
+
+struct Job {
+    seq: u64,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Totals {
+    original: u64,
+    stored: u64,
+    blocks: u64,
+    hashes: Vec<(u64, u64)>,
+}
+
+#[derive(Default)]
+struct Finish {
+    done: usize,
+    info: Option<TrailingConfig>,
+}
+
+/// Back up `input` as one new backup set onto `devices` (1 to 64, in family order for new
+/// media). `progress` is called from the reading thread with the original bytes read so far.
+/// Raising `stop` (from another thread) ends the backup: the set is left incomplete and the
+/// result is [`Error::Interrupted`].
+pub fn backup(
+    input: &mut dyn Read,
+    input_name: &str,
+    devices: Vec<Box<dyn WriteDevice>>,
+    opts: &BackupOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &Stop,
+) -> Result<BackupSummary> {
+    let started = Instant::now();
+    let mts = opts.max_transfer;
+    if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || !mts.is_multiple_of(MIN_TRANSFER) {
+        return Err(Error::refused(
+            Refusal::Usage,
+            format!("max transfer size {mts} is not 64 KiB to 4 MiB in steps of 64 KiB"),
+        ));
+    }
+    if devices.is_empty() || devices.len() > 64 {
+        return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
+    }
+    let found = devices
+        .iter()
+        .map(|d| inspect(d.as_ref()))
+        .collect::<Result<Vec<Found>>>()?;
+    let names: Vec<&str> = devices.iter().map(|d| d.name()).collect();
+    let req = MediaRequest {
+        mode: opts.mode,
+        skip: opts.skip,
+        media_name: opts.media_name.as_deref(),
+        media_description: &opts.media_description,
+        now_us: now_us(),
+    };
+    let (mut plans, position, formatted) = plan(&req, &names, &found)?;
+
+    // Destructive steps only after every check passed: first make the set map say exactly what
+    // is complete (so a crash from here on loses nothing that was), then cut what is replaced.
+    for (d, p) in devices.iter().zip(plans.iter_mut()) {
+        if !d.caps().truncate {
+            continue;
+        }
+        let name = d.name();
+        if p.write_label {
+            d.set_len(0).map_err(|e| Error::io(name, "truncate", e))?;
+        } else {
+            p.slot.generation += 1;
+            write_slot(d.as_ref(), &p.slot, opts.sync)?;
+            d.set_len(p.start)
+                .map_err(|e| Error::io(name, "truncate", e))?;
+        }
+    }
+
+    let set_id = new_guid();
+    let media_set_id = plans[0].label.media_set_id;
+    let n = devices.len();
+    let mut family_ids = vec![[0u8; 16]; n];
+    for p in &plans {
+        family_ids[p.label.family_number as usize - 1] = p.label.family_id;
+    }
+    let leading = LeadingConfig {
+        set_id,
+        codec: opts.codec,
+        digest_algorithm: DIGEST_XXH3_TREE,
+        checksum_algorithm: CHECKSUM_CRC32,
+        max_transfer: mts,
+        family_count: n as u16,
+        parity_count: 0,
+        encryption: 0,
+        expected_size: opts.expected_size.unwrap_or(u64::MAX),
+        family_ids,
+    }
+    .encode();
+    let start_us = now_us();
+    let set_header = |fam: u16| SetHeader {
+        set_id,
+        media_set_id,
+        position,
+        family_count: n as u16,
+        family_number: fam,
+        start_us,
+        expire_us: opts.expire_us,
+        codec: opts.codec,
+        max_transfer: mts,
+        name: opts.name.clone(),
+        description: opts.description.clone(),
+        user: opts.user.clone(),
+        host: opts.host.clone(),
+        source: opts.source_label.clone(),
+        software_name: "bak".into(),
+        software_version: env!("CARGO_PKG_VERSION").into(),
+    };
+
+    let op = stop.child();
+    let buffers = match opts.buffer_count {
+        0 => n * 4 + 2,
+        c => c,
+    }
+    .max(2);
+    let buf_size = raw_frame_len(mts) as usize;
+    let pool = Pool::new(buffers, buf_size, &op);
+    let jobs: Queue<Job> = Queue::new(buffers, &op);
+    let ready: Ordered<Ready> = Ordered::new(Placement::FirstFree, &op);
+    let totals = Cell::new(Totals::default(), &op);
+    let finish = Cell::new(Finish::default(), &op);
+    let threads = opts.threads.max(1);
+    let (pool, jobs, ready, totals, finish, leading) =
+        (&pool, &jobs, &ready, &totals, &finish, &leading);
+    let cx = WriterCtx {
+        leading,
+        ready,
+        pool,
+        stop: &op,
+        totals,
+        finish,
+        sync: opts.sync,
+        set_id,
+        position,
+    };
+
+    let results: Vec<Option<(u16, u64, u64)>> = std::thread::scope(|s| {
+        for _ in 0..threads {
+            let op = &op;
+            s.spawn(move || {
+                run_part(op, "compression", || {
+                    let mut enc = Encoder::new(opts.codec, buf_size)?;
+                    while let Some(Job { seq, buf }) = jobs.pop() {
+                        let (buf, e) = enc.encode(buf);
+                        ready.put(seq, Ready { buf, e });
+                    }
+                    Ok(())
+                })
+            });
+        }
+        let handles: Vec<_> = devices
+            .into_iter()
+            .zip(plans)
+            .enumerate()
+            .map(|(i, (d, p))| {
+                let header = set_header(p.label.family_number).encode();
+                let cx = &cx;
+                s.spawn(move || {
+                    let mut out = None;
+                    run_part(cx.stop, "device writer", || {
+                        out = Some(device_writer(i, d, p, header, cx)?);
+                        Ok(())
+                    });
+                    out
+                })
+            })
+            .collect();
+
+        // The reading thread: fill buffers, hand them to the workers.
+        let tx = jobs.sender();
+        let read_result = (|| -> Result<()> {
+            let mut seq = 0u64;
+            let mut total = 0u64;
+            loop {
+                let Some(mut buf) = pool.get() else {
+                    return Ok(());
+                };
+                // Buffers come back with their old length: grow (zeroing only the new part) or cut.
+                buf.resize(mts as usize, 0);
+                let got = fill(input, &mut buf).map_err(|e| Error::io(input_name, "read", e))?;
+                if got == 0 {
+                    pool.put(buf);
+                    break;
+                }
+                buf.truncate(got);
+                total += got as u64;
+                if !tx.push(Job { seq, buf }) {
+                    return Ok(());
+                }
+                seq += 1;
+                progress(total);
+            }
+            drop(tx);
+            ready.finish(seq);
+            // Wait for every writer to write its last block, then release the trailing records.
+            if finish.wait_for(|f| (f.done == n).then_some(())).is_none() {
+                return Ok(());
+            }
+            let info = totals.update(|t| {
+                t.hashes.sort_unstable();
+                TrailingConfig {
+                    set_id,
+                    position,
+                    family_number: 0,
+                    family_count: n as u16,
+                    finish_us: now_us(),
+                    total_original: t.original,
+                    total_stored: t.stored,
+                    total_blocks: t.blocks,
+                    digest_algorithm: DIGEST_XXH3_TREE,
+                    digest: Digest::of(t.hashes.iter().map(|h| h.1)),
+                    ..Default::default()
+                }
+            });
+            finish.update(|f| f.info = Some(info));
+            Ok(())
+        })();
+        if let Err(e) = read_result {
+            op.fail(e);
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    op.outcome(())?;
+    let mut family_blocks = vec![0u64; n];
+    let mut device_bytes = 0;
+    for (fam, blocks, bytes) in results.into_iter().flatten() {
+        family_blocks[fam as usize - 1] = blocks;
+        device_bytes += bytes;
+    }
+    let t = totals.update(|t| (t.original, t.stored, t.blocks));
+    let digest = finish.update(|f| f.info.as_ref().map_or([0; 16], |i| i.digest));
+    Ok(BackupSummary {
+        position,
+        set_id,
+        media_set_id,
+        original_bytes: t.0,
+        stored_bytes: t.1,
+        device_bytes,
+        blocks: t.2,
+        families: n as u32,
+        family_blocks,
+        seconds: started.elapsed().as_secs_f64(),
+        digest,
+        formatted,
+    })
+}
+
+/// Read until `buf` is full or the input ends.
+fn fill(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match input.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+struct WriterCtx<'a> {
+    leading: &'a [u8],
+    ready: &'a Ordered<Ready>,
+    pool: &'a Pool,
+    stop: &'a Stop,
+    totals: &'a Cell<Totals>,
+    finish: &'a Cell<Finish>,
+    sync: bool,
+    set_id: Guid,
+    position: u32,
+}
+
+/// Write one family's part of the set. Returns (family number, blocks, bytes written), or
+/// `None` when the backup was stopped before the family's end was written.
+fn device_writer(
+    taker: usize,
+    mut dev: Box<dyn WriteDevice>,
+    plan: Plan,
+    set_header: Vec<u8>,
+    cx: &WriterCtx<'_>,
+) -> Result<(u16, u64, u64)> {
+    let name = dev.name().to_string();
+    let ioerr = |e: std::io::Error| Error::io(&name, "write", e);
+    dev.begin(plan.start)
+        .map_err(|e| Error::io(&name, "open", e))?;
+    let fam = plan.label.family_number;
+    let mut offset = plan.start;
+    if plan.write_label {
+        let mut head = plan.label.encode();
+        head.extend_from_slice(&plan.slot.encode_frame());
+        write_all(dev.as_mut(), &mut [IoSlice::new(&head)]).map_err(ioerr)?;
+        offset += head.len() as u64;
+    }
+    let set_header_offset = offset;
+    write_all(
+        dev.as_mut(),
+        &mut [IoSlice::new(&set_header), IoSlice::new(cx.leading)],
+    )
+    .map_err(ioerr)?;
+    offset += (set_header.len() + cx.leading.len()) as u64;
+
+    let mut mbc = Mbc {
+        set_id: cx.set_id,
+        position: cx.position,
+        family_number: fam,
+        entries: Vec::new(),
+    };
+    let (mut fam_orig, mut fam_stored) = (0u64, 0u64);
+    while let Some((seq, Ready { buf, e })) = cx.ready.take(taker) {
+        cx.totals.update(|t| {
+            t.original += e.original_len as u64;
+            t.stored += e.stored_len as u64;
+            t.blocks += 1;
+            t.hashes.push((seq, e.hash));
+        });
+        let header = BlockHeader {
+            set_id: cx.set_id,
+            seq,
+            family: fam,
+            codec: e.codec,
+            stored_len: e.stored_len,
+            original_len: e.original_len,
+            payload_crc: e.crc,
+            position: cx.position,
+            original_hash: e.hash,
+        }
+        .encode();
+        // The raw path writes the original buffer where it lies, the frame's headers around
+        // its pieces: no copy.
+        match e.codec {
+            BlockCodec::Zstd => {
+                let mut v = [
+                    IoSlice::new(&header),
+                    IoSlice::new(&buf[..e.stored_len as usize]),
+                ];
+                write_all(dev.as_mut(), &mut v).map_err(ioerr)?;
+            }
+            BlockCodec::Raw => {
+                let data = &buf[..e.original_len as usize];
+                let (fh, heads) = raw_pieces(data);
+                let mut v = Vec::with_capacity(2 + 2 * heads.len());
+                v.push(IoSlice::new(&header));
+                v.push(IoSlice::new(&fh));
+                for (c, h) in data.chunks(RAW_BLOCK_MAX as usize).zip(&heads) {
+                    v.push(IoSlice::new(h));
+                    v.push(IoSlice::new(c));
+                }
+                write_all(dev.as_mut(), &mut v).map_err(ioerr)?;
+            }
+        }
+        mbc.entries.push(MbcEntry {
+            seq,
+            offset,
+            stored_len: e.stored_len,
+            original_len: e.original_len,
+            payload_crc: e.crc,
+            codec: matches!(e.codec, BlockCodec::Zstd) as u8,
+            original_hash: e.hash,
+        });
+        offset += (header.len() + e.stored_len as usize) as u64;
+        fam_orig += e.original_len as u64;
+        fam_stored += e.stored_len as u64;
+        cx.pool.put(buf);
+    }
+    if cx.stop.is_raised() {
+        return Err(Error::Interrupted);
+    }
+    // Wait for the whole set's totals.
+    cx.finish.update(|f| f.done += 1);
+    let Some(info) = cx.finish.wait_for(|f| f.info.clone()) else {
+        return Err(Error::Interrupted);
+    };
+    let family_blocks = mbc.entries.len() as u64;
+    let trailing = TrailingConfig {
+        family_number: fam,
+        family_original: fam_orig,
+        family_stored: fam_stored,
+        family_blocks,
+        ..info
+    }
+    .encode();
+    let trailing_offset = offset;
+    let mbc_bytes = mbc.encode();
+    let mbc_offset = trailing_offset + trailing.len() as u64;
+    let eset_offset = mbc_offset + mbc_bytes.len() as u64;
+    let eset = EndOfSet {
+        set_id: cx.set_id,
+        media_set_id: plan.label.media_set_id,
+        position: cx.position,
+        family_number: fam,
+        set_header_offset,
+        trailing_offset,
+        mbc_offset,
+        self_offset: eset_offset,
+        prev_eset_offset: plan.prev_eset,
+        family_blocks,
+    }
+    .encode();
+    let durable = cx.sync && dev.caps().durable_sync;
+    let sync = |d: &dyn WriteDevice| -> Result<()> {
+        if durable {
+            d.sync().map_err(|e| Error::io(&name, "sync", e))?;
+        }
+        Ok(())
+    };
+    // Make the data durable before the end-of-set that vouches for it.
+    write_all(
+        dev.as_mut(),
+        &mut [IoSlice::new(&trailing), IoSlice::new(&mbc_bytes)],
+    )
+    .map_err(ioerr)?;
+    dev.flush().map_err(ioerr)?;
+    sync(dev.as_ref())?;
+    write_all(dev.as_mut(), &mut [IoSlice::new(&eset)]).map_err(ioerr)?;
+    dev.flush().map_err(ioerr)?;
+    let end = eset_offset + ESET_FRAME_LEN as u64;
+    if dev.caps().overwrite {
+        sync(dev.as_ref())?;
+        let slot = SetMapSlot {
+            generation: plan.slot.generation + 1,
+            complete_sets: cx.position,
+            last_eset_offset: eset_offset,
+            end_offset: end,
+            media_set_id: plan.label.media_set_id,
+        };
+        write_slot(dev.as_ref(), &slot, cx.sync)?;
+    }
+    Ok((fam, family_blocks, end - plan.start))
+}

@@ -1,0 +1,791 @@
+//! VERIFYONLY for bak media: every record's and block's CRC, the record sequence of each set on
+//! each family (through the set parser), the block sequence across families (no gap, no
+//! duplicate), the MBC and trailing config against what was read, and (unless `fast`) the
+//! decoded bytes against their hashes and the end-to-end digest. Every problem is collected,
+//! not only the first.
+//!
+//! Each family is read sequentially in its own thread. On a random-read device each set is
+//! reached through the end-of-set chain, so damage inside one set does not hide the sets after
+//! it; a device that maps cheaply is checked in place, without a copy.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::bytes::*;
+use crate::codec::{check_stored, Decoder};
+use crate::device::Mapping;
+use crate::engine::{run_part, Pool, Queue, Sender, Stop};
+use crate::error::{Error, Location, Result};
+use crate::media::family::scan_family;
+use crate::media::open::{order_families, Opened};
+use crate::media::parser::{Event, SetParser, INCOMPLETE, REST_OF_SET};
+use crate::media::reader::RecordReader;
+use crate::ops::restore::set_name;
+use crate::report::{Problem, ProblemKind, SetReport, Verdict};
+
+/// What to verify, and how.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Only this set position; all sets when `None`.
+    pub position: Option<u32>,
+    /// Check stored bytes only (no decoding, no digest).
+    pub fast: bool,
+    /// Stop at the first problem.
+    pub stop_on_error: bool,
+    /// Decoding threads (0: the number of cores).
+    pub threads: usize,
+}
+
+/// A checked block payload on its way to the decoders: in place in a family's mapping, or
+/// copied into a pooled buffer (a family read from a stream).
+enum Payload {
+    Mapped(Arc<dyn Mapping>, std::ops::Range<usize>),
+    Owned(Vec<u8>),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Mapped(m, r) => m.bytes().get(r.clone()).unwrap_or(&[]),
+            Payload::Owned(v) => v,
+        }
+    }
+}
+
+struct DecodeJob {
+    position: u32,
+    family: u16,
+    header: BlockHeader,
+    buf: Payload,
+    at: Location,
+}
+
+struct DecodeResult {
+    position: u32,
+    family: u16,
+    problem: Option<Problem>,
+    original: u64,
+}
+
+/// Decoding of checked payloads, shared by the family threads: every core decodes whatever
+/// family the blocks come from, so a one-device set verifies as fast as a striped one.
+struct Decoders {
+    jobs: Queue<DecodeJob>,
+    pool: Pool,
+    results: Mutex<Vec<DecodeResult>>,
+}
+
+impl Decoders {
+    fn work(&self) -> Result<()> {
+        let mut dec = Decoder::new()?;
+        while let Some(j) = self.jobs.pop() {
+            let h = &j.header;
+            let bytes = j.buf.bytes();
+            let payload = bytes.get(..h.stored_len as usize).unwrap_or(bytes);
+            let problem = dec
+                .check_original(h, payload, &j.at)
+                .err()
+                .map(|e| Problem::from_error(&j.at, &e));
+            let original = if problem.is_none() {
+                h.original_len as u64
+            } else {
+                0
+            };
+            self.results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(DecodeResult {
+                    position: j.position,
+                    family: j.family,
+                    problem,
+                    original,
+                });
+            if let Payload::Owned(b) = j.buf {
+                self.pool.put(b);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One set as read on one family.
+#[derive(Default)]
+struct FamSet {
+    set_id: Option<Guid>,
+    blocks: Vec<(u64, u64)>, // (seq, original hash)
+    original: u64,
+    stored: u64,
+    trailing: Option<TrailingConfig>,
+    complete: bool,
+    problems: Vec<Problem>,
+    bytes: u64,
+    original_checked: u64,
+}
+
+struct FamResult {
+    family: u16,
+    name: String,
+    sets: BTreeMap<u32, FamSet>,
+    media_problems: Vec<Problem>,
+}
+
+/// Verify bak media: a report per backup set (and one at position 0 for damage outside any
+/// set). `Err` only for I/O errors and devices that are not one whole media set. Raising
+/// `stop` ends it with [`Error::Interrupted`].
+pub fn verify(
+    devs: Vec<Opened>,
+    opts: &VerifyOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &Stop,
+) -> Result<Vec<SetReport>> {
+    let started = Instant::now();
+    let devs = order_families(devs)?;
+    let n = devs.len();
+    let media_set = set_name(&devs.iter().map(|d| d.name()).collect::<Vec<_>>());
+    let op = stop.child();
+    let done = AtomicU64::new(0);
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(2, |x| x.get())
+    } else {
+        opts.threads
+    };
+    let decoders = Decoders {
+        jobs: Queue::new(threads * 2, &op),
+        pool: Pool::new(threads * 3 + n, raw_frame_len(MAX_TRANSFER) as usize, &op),
+        results: Mutex::new(Vec::new()),
+    };
+    let dec = (!opts.fast).then_some(&decoders);
+    let results: Vec<Option<FamResult>> = std::thread::scope(|s| {
+        if let Some(d) = dec {
+            for _ in 0..threads {
+                let op = &op;
+                s.spawn(move || run_part(op, "decompression", || d.work()));
+            }
+        }
+        // Every family's sender exists before any family starts: the queue closes when the
+        // last one is dropped, and a family that ends early must not close it on the others.
+        let txs: Vec<Tx<'_>> = devs
+            .iter()
+            .map(|_| dec.map(|d| (d, d.jobs.sender())))
+            .collect();
+        let hs: Vec<_> = devs
+            .into_iter()
+            .zip(txs)
+            .map(|(d, tx)| {
+                let done = &done;
+                let op = &op;
+                s.spawn(move || {
+                    let mut out = None;
+                    run_part(op, "family verifier", || {
+                        out = Some(verify_family(d, opts, tx, op, &|k| {
+                            progress(done.fetch_add(k, Ordering::Relaxed) + k)
+                        })?);
+                        Ok(())
+                    });
+                    out
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    op.outcome(())?;
+    let mut fams: Vec<FamResult> = results.into_iter().flatten().collect();
+    for r in decoders
+        .results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+    {
+        if let Some(s) = fams
+            .iter_mut()
+            .find(|f| f.family == r.family)
+            .and_then(|f| f.sets.get_mut(&r.position))
+        {
+            s.original_checked += r.original;
+            s.problems.extend(r.problem);
+        }
+    }
+    let mut positions: Vec<u32> = fams.iter().flat_map(|f| f.sets.keys().copied()).collect();
+    positions.sort_unstable();
+    positions.dedup();
+    if let Some(p) = opts.position {
+        if !positions.contains(&p) {
+            return Err(Error::NoSuchSet {
+                position: p,
+                count: positions.len() as u32,
+            });
+        }
+        positions = vec![p];
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut reports = Vec::new();
+    let media_problems: Vec<Problem> = fams.iter().flat_map(|f| f.media_problems.clone()).collect();
+    if !media_problems.is_empty() {
+        reports.push(SetReport {
+            position: 0,
+            verdict: Verdict::Damaged,
+            problems: media_problems,
+            bytes_checked: 0,
+            original_bytes_checked: 0,
+            seconds,
+        });
+    }
+    for pos in positions {
+        let mut problems = Vec::new();
+        let mut complete = true;
+        let (mut bytes, mut orig_checked) = (0, 0);
+        let ids: Vec<Option<Guid>> = fams
+            .iter()
+            .map(|f| f.sets.get(&pos).and_then(|s| s.set_id))
+            .collect();
+        let id0 = ids.iter().flatten().next().copied();
+        for f in &fams {
+            let dev = f.name.clone();
+            match f.sets.get(&pos) {
+                None => {
+                    complete = false;
+                    problems.push(Problem {
+                        kind: ProblemKind::Missing,
+                        device: dev,
+                        family: Some(f.family as u32),
+                        position: Some(pos),
+                        what: "the backup set is missing on this family".into(),
+                        ..Default::default()
+                    });
+                }
+                Some(s) => {
+                    complete &= s.complete;
+                    problems.extend(s.problems.iter().cloned());
+                    bytes += s.bytes;
+                    orig_checked += s.original_checked;
+                    if s.set_id.is_some() && s.set_id != id0 {
+                        problems.push(Problem {
+                            kind: ProblemKind::Foreign,
+                            device: dev,
+                            family: Some(f.family as u32),
+                            position: Some(pos),
+                            what: "another backup set is at this position on this family".into(),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        let sets: Vec<&FamSet> = fams.iter().filter_map(|f| f.sets.get(&pos)).collect();
+        let trailing = sets.iter().find_map(|s| s.trailing.clone());
+        if let Some(t) = &trailing {
+            for (f, s) in fams.iter().zip(fams.iter().map(|f| f.sets.get(&pos))) {
+                if let Some(tt) = s.and_then(|s| s.trailing.as_ref()) {
+                    if tt.total_blocks != t.total_blocks
+                        || tt.total_original != t.total_original
+                        || tt.digest != t.digest
+                    {
+                        problems.push(Problem {
+                            device: f.name.clone(),
+                            family: Some(f.family as u32),
+                            position: Some(pos),
+                            what: "trailing configs of the families disagree on the set's totals"
+                                .into(),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        // The block sequence across families: 0..total, each exactly once.
+        let mut all: Vec<(u64, u64)> = sets.iter().flat_map(|s| s.blocks.iter().copied()).collect();
+        all.sort_unstable();
+        let mut expect = 0u64;
+        let mut seq_problems = Vec::new();
+        if complete {
+            for w in all.windows(2) {
+                if w[0].0 == w[1].0 {
+                    seq_problems.push(format!("block {} is on two families", w[0].0));
+                }
+            }
+            for &(seq, _) in &all {
+                if seq > expect {
+                    seq_problems.push(format!("blocks {expect} to {} are on no family", seq - 1));
+                }
+                expect = expect.max(seq + 1);
+            }
+            if let Some(t) = &trailing {
+                if expect < t.total_blocks {
+                    seq_problems.push(format!(
+                        "blocks {expect} to {} are on no family",
+                        t.total_blocks - 1
+                    ));
+                }
+                let orig: u64 = sets.iter().map(|s| s.original).sum();
+                if orig != t.total_original || all.len() as u64 != t.total_blocks {
+                    seq_problems.push(format!(
+                        "the families hold {} blocks of {} bytes; the trailing config says {} blocks of {} bytes",
+                        all.len(),
+                        orig,
+                        t.total_blocks,
+                        t.total_original
+                    ));
+                }
+                if !opts.fast && problems.is_empty() && seq_problems.is_empty() {
+                    let d = Digest::of(all.iter().map(|x| x.1));
+                    if d != t.digest {
+                        problems.push(Problem {
+                            device: media_set.clone(),
+                            position: Some(pos),
+                            what: "end-to-end digest of the original bytes does not hold".into(),
+                            expected: Some(hex(&t.digest)),
+                            found: Some(hex(&d)),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+        }
+        problems.extend(seq_problems.into_iter().map(|what| Problem {
+            kind: ProblemKind::Missing,
+            device: media_set.clone(),
+            position: Some(pos),
+            what,
+            ..Default::default()
+        }));
+        if opts.stop_on_error {
+            problems.truncate(1);
+        }
+        let verdict = Verdict::of(&problems, complete);
+        reports.push(SetReport {
+            position: pos,
+            verdict,
+            problems,
+            bytes_checked: bytes,
+            original_bytes_checked: orig_checked,
+            seconds,
+        });
+    }
+    if opts.stop_on_error {
+        // STOP_ON_ERROR: the report ends at the first problem, in media order (families stop
+        // reading at their own first problem, so later sets would only show that).
+        if let Some(i) = reports.iter().position(|r| !r.problems.is_empty()) {
+            reports.truncate(i + 1);
+            reports[i].problems.truncate(1);
+        }
+    }
+    Ok(reports)
+}
+
+type Tx<'a> = Option<(&'a Decoders, Sender<'a, DecodeJob>)>;
+
+fn verify_family(
+    d: Opened,
+    opts: &VerifyOptions,
+    dec: Tx<'_>,
+    stop: &Stop,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<FamResult> {
+    let label = d.label.clone().ok_or_else(|| Error::NotMedia {
+        device: d.name().to_string(),
+        found: "not bak media".into(),
+    })?;
+    let fam = label.family_number;
+    let name = d.name().to_string();
+    let at = Location::device(name.clone()).family(fam as u32);
+    let mut media_problems = Vec::new();
+    check_head(&d.head, &label, &at, &mut media_problems);
+    let mut sets = BTreeMap::new();
+
+    // Sets known from the tail of a random-read device: (position, set header offset,
+    // previous end-of-set).
+    let known: Vec<(u32, u64, u64)> = d
+        .random()
+        .and_then(|f| scan_family(f, &name).ok())
+        .map(|scan| {
+            scan.sets
+                .iter()
+                .map(|s| {
+                    (
+                        s.header.position,
+                        s.eset.set_header_offset,
+                        s.eset.prev_eset_offset,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // A file is read through a memory map: no read(2) per block. Its shared lock keeps bak
+    // writers (which take an exclusive one) from truncating the file under the map.
+    let map = if d.random().is_some() { d.map()? } else { None };
+    let file = map.is_some();
+    let open_at = |off: u64| -> Result<RecordReader<Box<dyn Source>>> {
+        let Some(m) = &map else {
+            return Err(Error::Internal {
+                what: "a stream was to be read at an offset".into(),
+                detail: None,
+            });
+        };
+        let reader = MapReader {
+            map: Arc::clone(m),
+            pos: off.min(m.bytes().len() as u64) as usize,
+        };
+        Ok(RecordReader::new(
+            Box::new(reader) as Box<dyn Source>,
+            off,
+            at.clone(),
+        ))
+    };
+    // Start where the wanted set is known to be, else at the first set.
+    let (mut pos, mut prev, mut r) =
+        match opts.position.and_then(|p| known.iter().find(|k| k.0 == p)) {
+            Some(&(p, off, prev)) => (p, prev, open_at(off)?),
+            None if file => (1, 0, open_at(FIRST_SET_OFFSET)?),
+            None => {
+                let r = d.records_from(FIRST_SET_OFFSET, at.clone())?;
+                let off = r.offset;
+                let rest: Box<dyn Source> = Box::new(Plain(r.into_inner()));
+                (1, 0, RecordReader::new(rest, off, at.clone()))
+            }
+        };
+    let mut payload = Vec::new();
+    loop {
+        if opts.position.is_some_and(|p| p < pos) || stop.is_raised() {
+            break;
+        }
+        let v = SetVerifier {
+            label: &label,
+            position: pos,
+            prev_eset: prev,
+            opts,
+            dec: &dec,
+            fam_at: &at,
+            progress,
+        };
+        let (s, eset) = v.run(&mut r, &mut payload);
+        if s.set_id.is_none() && s.problems.is_empty() {
+            break; // the clean end of the family
+        }
+        let next_known = known.iter().find(|k| k.0 > pos).copied();
+        if s.set_id.is_none() && next_known.is_none() {
+            media_problems.extend(s.problems.into_iter().map(|mut p| {
+                p.what = format!("bytes after the last backup set: {}", p.what);
+                p.position = None;
+                p
+            }));
+            break;
+        }
+        let stop = opts.stop_on_error && !s.problems.is_empty();
+        if opts.position.is_none_or(|p| p == pos) {
+            sets.insert(pos, s);
+        }
+        if stop {
+            break;
+        }
+        match (eset, next_known) {
+            (Some(e), _) => {
+                prev = e;
+                pos += 1;
+                r.set_location(at.clone());
+                if let Some(k) = known.iter().find(|k| k.0 == pos) {
+                    if k.1 != e + ESET_FRAME_LEN as u64 {
+                        // The chain and the stream disagree; follow the chain.
+                        r = open_at(k.1)?;
+                    }
+                }
+            }
+            // The set's framing was lost: resume at the next set the tail knows of.
+            (None, Some((p, off, pv))) if file => {
+                pos = p;
+                prev = pv;
+                r = open_at(off)?;
+            }
+            (None, _) => break,
+        }
+    }
+    Ok(FamResult {
+        family: fam,
+        name,
+        sets,
+        media_problems,
+    })
+}
+
+/// The label's padding and the set map slots.
+fn check_head(head: &[u8], label: &MediaHeader, at: &Location, problems: &mut Vec<Problem>) {
+    let body_end = RECORD_PREFIX_LEN + label.encode_body().len();
+    if head.len() < FIRST_SET_OFFSET as usize {
+        problems.push(Problem::from_error(
+            at,
+            &Error::Truncated {
+                at: at.clone().at(head.len() as u64),
+                what: "set map".into(),
+            },
+        ));
+        return;
+    }
+    if head[body_end..MEDIA_HEADER_SPAN as usize]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        problems.push(Problem {
+            device: at.device.clone(),
+            family: at.family,
+            offset: Some(body_end as u64),
+            what: "media header padding is not zero".into(),
+            ..Default::default()
+        });
+    }
+    let map = &head[SET_MAP_OFFSET as usize..FIRST_SET_OFFSET as usize];
+    let mut fh = [0u8; FRAME_HEADER_LEN];
+    fh.copy_from_slice(&map[..FRAME_HEADER_LEN]);
+    if parse_frame_header(&fh) != Some(SET_MAP_SPAN as u32 - FRAME_HEADER_LEN as u32) {
+        problems.push(Problem {
+            device: at.device.clone(),
+            family: at.family,
+            offset: Some(SET_MAP_OFFSET),
+            what: "set map frame header is damaged".into(),
+            ..Default::default()
+        });
+    }
+    for (name, off) in [("A", FRAME_HEADER_LEN), ("B", SET_MAP_SLOT_B as usize)] {
+        let slot_at = at.clone().at(SET_MAP_OFFSET + off as u64);
+        let r = parse_frame(&map[off..], RecordType::SetMap, &slot_at).and_then(|(h, b)| {
+            SetMapSlot::parse_body(b, &slot_at)
+                .map(|s| (s, RECORD_PREFIX_LEN + h.body_len as usize))
+        });
+        match r {
+            Ok((s, len)) => {
+                let end = if name == "A" {
+                    SET_MAP_SLOT_B as usize
+                } else {
+                    SET_MAP_SPAN as usize
+                };
+                if s.media_set_id != label.media_set_id {
+                    problems.push(Problem {
+                        device: at.device.clone(),
+                        family: at.family,
+                        offset: Some(SET_MAP_OFFSET + off as u64),
+                        what: format!("set map slot {name} names another media set"),
+                        ..Default::default()
+                    });
+                }
+                if map[off + len..end].iter().any(|&b| b != 0) {
+                    problems.push(Problem {
+                        device: at.device.clone(),
+                        family: at.family,
+                        offset: Some(SET_MAP_OFFSET + (off + len) as u64),
+                        what: format!("set map padding after slot {name} is not zero"),
+                        ..Default::default()
+                    });
+                }
+            }
+            Err(e) => {
+                let mut p = Problem::from_error(&slot_at, &e);
+                p.what = format!("set map slot {name}: {}", p.what);
+                problems.push(p);
+            }
+        }
+    }
+}
+
+/// Verifies one set on one family from its set header.
+struct SetVerifier<'a> {
+    label: &'a MediaHeader,
+    position: u32,
+    prev_eset: u64,
+    opts: &'a VerifyOptions,
+    dec: &'a Tx<'a>,
+    fam_at: &'a Location,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl SetVerifier<'_> {
+    /// What was seen, and the offset of the set's end-of-set record when its framing held to
+    /// the end.
+    fn run(
+        &self,
+        r: &mut RecordReader<Box<dyn Source>>,
+        payload: &mut Vec<u8>,
+    ) -> (FamSet, Option<u64>) {
+        let mut s = FamSet::default();
+        let mut p = SetParser::new(
+            self.label,
+            self.fam_at.clone(),
+            Some(self.position),
+            Some(self.prev_eset),
+        );
+        let set_at = p.set_at();
+        let stop_on_error = self.opts.stop_on_error;
+        let end = loop {
+            let off = r.offset;
+            let was_started = p.started();
+            let ev = p.next(r);
+            // BytesChecked counts the set's records after its header, as format-1.0 tools did.
+            if was_started {
+                s.bytes += r.offset - off;
+            }
+            (self.progress)(r.offset - off);
+            let soft = !p.problems.is_empty();
+            s.problems.extend(
+                p.problems
+                    .drain(..)
+                    .map(|e| Problem::from_error(&set_at, &e)),
+            );
+            if soft && stop_on_error {
+                break None;
+            }
+            let ev = match ev {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break None,
+                Err(e) => {
+                    s.problems.push(self.lost(&p, &set_at.clone().at(off), &e));
+                    break None;
+                }
+            };
+            match ev {
+                Event::Header(h) => s.set_id = Some(h.set_id),
+                Event::Block(h, bat) => match self.payload(r, &h, &bat, payload) {
+                    Ok(None) => s.bytes += h.stored_len as u64,
+                    Ok(Some(problem)) => {
+                        s.bytes += h.stored_len as u64;
+                        s.problems.push(problem);
+                        if stop_on_error {
+                            break None;
+                        }
+                    }
+                    Err(e) => {
+                        s.problems.push(self.lost(&p, &bat, &e));
+                        break None;
+                    }
+                },
+                Event::Trailing(t) => s.trailing = Some(t),
+                Event::End(_) => {
+                    s.complete = s.trailing.is_some();
+                    break Some(off);
+                }
+                Event::Leading(_) | Event::Mbc => {}
+            }
+        };
+        s.blocks = p.blocks().collect();
+        (s.original, s.stored) = p.totals();
+        (s, end)
+    }
+
+    /// The problem that ended a set's framing: an end of the media inside the set makes the
+    /// set incomplete, anything else damaged.
+    fn lost(&self, p: &SetParser, at: &Location, e: &Error) -> Problem {
+        let mut prob = Problem::from_error(at, e);
+        if let (true, Error::Truncated { what, .. }) = (p.started(), e) {
+            prob.kind = ProblemKind::Incomplete;
+            prob.what = if what == REST_OF_SET {
+                INCOMPLETE.into()
+            } else {
+                format!("{INCOMPLETE}: {}", prob.what)
+            };
+        }
+        prob
+    }
+
+    /// Take a block's payload and check its stored bytes; checked payloads go to the shared
+    /// decoders. `Err` when the payload cannot be read (the framing is lost); a problem with
+    /// its bytes is the `Ok(Some)`.
+    fn payload(
+        &self,
+        r: &mut RecordReader<Box<dyn Source>>,
+        h: &BlockHeader,
+        bat: &Location,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<Problem>> {
+        let stored = h.stored_len as usize;
+        // From a map the payload is checked (and decoded) where it lies; from a stream it is
+        // read into a buffer.
+        let mapped = r.get_mut().take_mapped(stored);
+        match &mapped {
+            Some(_) => r.advanced(stored as u64),
+            None => {
+                if payload.len() < stored {
+                    payload.resize(payload.capacity().max(stored), 0);
+                }
+                r.read_exact(&mut payload[..stored], "block payload")?;
+            }
+        }
+        (self.progress)(stored as u64);
+        let bytes: &[u8] = match &mapped {
+            Some((m, range)) => m.bytes().get(range.clone()).unwrap_or(&[]),
+            None => &payload[..stored],
+        };
+        if let Err(e) = check_stored(h, bytes, bat) {
+            return Ok(Some(Problem::from_error(bat, &e)));
+        }
+        // Checked stored bytes go to the shared decoders: a range of the map, or the buffer
+        // swapped for a free one from their pool (no copy either way; the queue and the pool
+        // bound what is in flight).
+        if let Some((d, tx)) = self.dec {
+            let buf = match mapped {
+                Some((m, range)) => Some(Payload::Mapped(m, range)),
+                None => d.pool.get().map(|mut fresh| {
+                    if fresh.len() < payload.len() {
+                        fresh.resize(fresh.capacity().max(payload.len()), 0);
+                    }
+                    Payload::Owned(std::mem::replace(payload, fresh))
+                }),
+            };
+            if let Some(buf) = buf {
+                tx.push(DecodeJob {
+                    position: self.position,
+                    family: self.label.family_number,
+                    header: *h,
+                    buf,
+                    at: bat.clone(),
+                });
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// What a family is verified from: any `Read`, and for a mapped device the bytes in place.
+trait Source: Read + Send {
+    /// The next `n` bytes in place, consumed; `None` (nothing consumed) when the source has no
+    /// map or fewer than `n` bytes remain.
+    fn take_mapped(&mut self, _n: usize) -> Option<(Arc<dyn Mapping>, std::ops::Range<usize>)> {
+        None
+    }
+}
+
+/// A stream, read front to back.
+struct Plain(Box<dyn Read + Send>);
+
+impl Read for Plain {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Source for Plain {}
+
+/// `Read` over a shared mapping, from a position.
+struct MapReader {
+    map: Arc<dyn Mapping>,
+    pos: usize,
+}
+
+impl Source for MapReader {
+    fn take_mapped(&mut self, n: usize) -> Option<(Arc<dyn Mapping>, std::ops::Range<usize>)> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.map.bytes().len())?;
+        let r = self.pos..end;
+        self.pos = end;
+        Some((Arc::clone(&self.map), r))
+    }
+}
+
+impl Read for MapReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = self.map.bytes().get(self.pos..).unwrap_or(&[]);
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}

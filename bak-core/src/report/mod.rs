@@ -1,0 +1,320 @@
+//! Layer 7, typed reports: what operations return. Verdicts and problems are types, never
+//! decided from message text; listings are typed facts (dates as numbers), which the tools
+//! format as rows (bak-cli). Imports only the bytes layer (for [`MediaKind`]) and errors.
+
+use serde::Serialize;
+
+use crate::bytes::MediaKind;
+use crate::error::{Error, Location};
+
+/// The verdict on a backup set (RESTORE VERIFYONLY's words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Whole and every check holds.
+    #[default]
+    Valid,
+    /// Started but not finished: its end is missing on some family, nothing else is wrong.
+    Incomplete,
+    /// Something is wrong with what is there.
+    Damaged,
+}
+
+impl Verdict {
+    /// The word: "valid", "incomplete", "damaged".
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Incomplete => "incomplete",
+            Verdict::Damaged => "damaged",
+        }
+    }
+
+    /// The verdict that the problems found, and whether the set is whole, make.
+    pub fn of(problems: &[Problem], complete: bool) -> Verdict {
+        if problems.is_empty() && complete {
+            Verdict::Valid
+        } else if !complete && problems.iter().all(|p| p.kind == ProblemKind::Incomplete) {
+            Verdict::Incomplete
+        } else {
+            Verdict::Damaged
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
+}
+
+/// What kind of problem verification found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ProblemKind {
+    /// Bytes are damaged: a checksum fails, a field is impossible, records disagree.
+    #[default]
+    Corrupt,
+    /// The media end before something that should be there (not at a set boundary).
+    Truncated,
+    /// A backup set was started and not finished (interrupted): its end is missing.
+    Incomplete,
+    /// Something that should be there is not: a family, a set on a family, a block.
+    Missing,
+    /// Something belongs to other media: another media set, another set.
+    Foreign,
+    /// Recognised, but this build cannot check it.
+    Unsupported,
+}
+
+impl Problem {
+    /// The problem an error describes, at `at` where the error does not say more.
+    pub fn from_error(at: &Location, e: &Error) -> Problem {
+        let (kind, what, expected, found) = match e {
+            Error::Corrupt {
+                what,
+                expected,
+                found,
+                ..
+            } => (
+                ProblemKind::Corrupt,
+                what.clone(),
+                expected.clone(),
+                found.clone(),
+            ),
+            Error::Truncated { what, .. } => (
+                ProblemKind::Truncated,
+                format!("media end before {what}"),
+                None,
+                None,
+            ),
+            Error::UnsupportedVersion { .. } | Error::Unsupported { .. } => {
+                (ProblemKind::Unsupported, e.to_string(), None, None)
+            }
+            Error::MediaSet { .. } => (ProblemKind::Missing, e.to_string(), None, None),
+            other => (ProblemKind::Corrupt, other.to_string(), None, None),
+        };
+        let loc = match e {
+            Error::Corrupt { at, .. }
+            | Error::Truncated { at, .. }
+            | Error::UnsupportedVersion { at, .. } => at,
+            _ => at,
+        };
+        Problem {
+            kind,
+            device: loc.device.clone(),
+            family: loc.family.or(at.family),
+            position: loc.position.or(at.position),
+            block: loc.block,
+            offset: loc.offset,
+            what,
+            expected,
+            found,
+        }
+    }
+
+    /// The same problem, of another kind.
+    pub fn with_kind(mut self, kind: ProblemKind) -> Problem {
+        self.kind = kind;
+        self
+    }
+}
+
+/// One device's media label: what RESTORE LABELONLY shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelInfo {
+    /// The path given on the command line.
+    pub device: String,
+    /// Which format the media are.
+    pub media_format: Option<MediaKind>,
+    /// Format version of the media (bak: "1.0"; MTF: the MTF major version).
+    pub format_version: String,
+    /// Media name (MEDIANAME).
+    pub media_name: Option<String>,
+    /// Media description (MEDIADESCRIPTION).
+    pub media_description: Option<String>,
+    /// GUID shared by every family of the media set (MTF: the RAID stream GUID).
+    pub media_set_id: Option<String>,
+    /// Identifier of this media family.
+    pub media_family_id: Option<String>,
+    /// Number of families in the media set.
+    pub family_count: Option<u32>,
+    /// This device's family number, counted from 1.
+    pub family_sequence_number: Option<u32>,
+    /// Volume number within the family, counted from 1.
+    pub media_sequence_number: Option<u32>,
+    /// Software that wrote the media.
+    pub software_name: Option<String>,
+    /// Vendor id (MTF: 0x1200 = SQL Server; bak: none).
+    pub software_vendor_id: Option<u32>,
+    /// When the media were formatted, microseconds since the Unix epoch (UTC).
+    pub media_date: Option<i64>,
+    /// MTF format logical block size in bytes.
+    pub logical_block_size: Option<u32>,
+    /// Number of backup sets on this device (complete or not).
+    pub backup_set_count: Option<u32>,
+    /// True when the media carry a media password (MTF only).
+    pub media_password_protected: Option<bool>,
+    /// True when the media are compressed as a whole (MTF: MSSQLBAK container).
+    pub is_compressed: Option<bool>,
+    /// Latest expiration date of the sets on the media (microseconds, UTC), if any set has one.
+    pub expiration_date: Option<i64>,
+    /// True when every set on the media has expired (or none carries a date).
+    pub expired: Option<bool>,
+}
+
+/// One backup set: what RESTORE HEADERONLY shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetInfo {
+    /// Position of the set on the media, counted from 1 (RESTORE's FILE = n).
+    pub position: u32,
+    /// Backup name.
+    pub backup_name: Option<String>,
+    /// Backup description.
+    pub backup_description: Option<String>,
+    /// Backup set GUID.
+    pub backup_set_guid: Option<String>,
+    /// Backup type code as msdb writes it: 1 database, 5 differential, 2 log; bak media: none.
+    pub backup_type: Option<u32>,
+    /// "Database", "Differential database", "Transaction log", or "Stream" for bak media.
+    pub backup_type_description: Option<String>,
+    /// User that ran the backup.
+    pub user_name: Option<String>,
+    /// Machine that ran the backup.
+    pub machine_name: Option<String>,
+    /// SQL Server instance name (MTF only).
+    pub server_name: Option<String>,
+    /// Database name (MTF only).
+    pub database_name: Option<String>,
+    /// Device name recorded on the media (MTF VOLB).
+    pub device_name: Option<String>,
+    /// Volume name recorded on the media (MTF VOLB).
+    pub volume_name: Option<String>,
+    /// Start time, microseconds since the Unix epoch (UTC).
+    pub backup_start_date: Option<i64>,
+    /// Finish time, microseconds since the Unix epoch (UTC).
+    pub backup_finish_date: Option<i64>,
+    /// Expiration time, microseconds since the Unix epoch (UTC).
+    pub expiration_date: Option<i64>,
+    /// True when the set is compressed.
+    pub compressed: bool,
+    /// Codec and level, e.g. "zstd:3" or "none" (bak), "xpress" (MTF).
+    pub compression: Option<String>,
+    /// True when the set is encrypted.
+    pub encrypted: Option<bool>,
+    /// Original bytes of the backup.
+    pub backup_size: Option<u64>,
+    /// Stored bytes of the backup.
+    pub compressed_backup_size: Option<u64>,
+    /// Number of families the set spans.
+    pub family_count: Option<u32>,
+    /// Number of data blocks.
+    pub block_count: Option<u64>,
+    /// Largest transfer (block) size in bytes.
+    pub max_transfer_size: Option<u32>,
+    /// True when the backup carries checksums of its data.
+    pub has_backup_checksums: Option<bool>,
+    /// False when the set was interrupted (its end is missing on some family).
+    pub is_complete: bool,
+    /// Software that wrote the set.
+    pub software_name: Option<String>,
+    /// Software version, e.g. "0.1.0" or "15.0".
+    pub software_version: Option<String>,
+    /// SQL Server major version (11 = 2012 ... 16 = 2022); MTF only.
+    pub software_version_major: Option<u32>,
+    /// Product name for the major version, e.g. "SQL Server 2019".
+    pub software_product: Option<String>,
+    /// The codec-independent digest of the original bytes (bak only).
+    pub digest: Option<[u8; 16]>,
+    /// The label of the source (bak: what `--input` named, or "stdin").
+    pub source_label: Option<String>,
+}
+
+/// One database file inside a backup set: what RESTORE FILELISTONLY shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Position of the backup set it belongs to.
+    pub position: u32,
+    /// Logical file name.
+    pub logical_name: String,
+    /// Physical path of the file on the server.
+    pub physical_name: String,
+    /// D data, L log, F full-text, S filestream.
+    pub file_type: String,
+    /// File group name, where known.
+    pub file_group_name: Option<String>,
+    /// Size in bytes, where the media say it.
+    pub size: Option<u64>,
+    /// File id, where known.
+    pub file_id: Option<u32>,
+}
+
+/// One problem found by verification. Every field that locates the damage is filled where known.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Problem {
+    /// What kind of problem. (Not in the JSON: the verdict says what a CI job acts on, and the
+    /// output of format-1.0 tools stays unchanged.)
+    #[serde(skip)]
+    pub kind: ProblemKind,
+    /// The device (path) the damage is on.
+    pub device: String,
+    /// Family number, counted from 1.
+    pub family: Option<u32>,
+    /// Backup set position, counted from 1.
+    pub position: Option<u32>,
+    /// Global block sequence number (bak) or block/chunk index (MTF).
+    pub block: Option<u64>,
+    /// Byte offset in the device where the damaged record or block starts.
+    pub offset: Option<u64>,
+    /// What is wrong, in a sentence.
+    pub what: String,
+    /// What was expected, where that can be said.
+    pub expected: Option<String>,
+    /// What was found, where that can be said.
+    pub found: Option<String>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.device)?;
+        if let Some(fam) = self.family {
+            write!(f, ": family {fam}")?;
+        }
+        if let Some(pos) = self.position {
+            write!(f, ", set {pos}")?;
+        }
+        if let Some(b) = self.block {
+            write!(f, ", block {b}")?;
+        }
+        if let Some(o) = self.offset {
+            write!(f, ", offset {o}")?;
+        }
+        write!(f, ": {}", self.what)?;
+        match (&self.expected, &self.found) {
+            (Some(e), Some(x)) => write!(f, " (expected {e}, found {x})"),
+            (Some(e), None) => write!(f, " (expected {e})"),
+            (None, Some(x)) => write!(f, " (found {x})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// The verdict on one backup set: RESTORE VERIFYONLY.
+#[derive(Debug, Clone, Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct SetReport {
+    /// Position of the set, counted from 1.
+    pub position: u32,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Every problem found (or the first, with --stop-on-error).
+    pub problems: Vec<Problem>,
+    /// Stored bytes read and checked.
+    pub bytes_checked: u64,
+    /// Original bytes whose digest was checked (0 with --fast).
+    pub original_bytes_checked: u64,
+    /// Wall time spent on this set.
+    pub seconds: f64,
+}

@@ -1,0 +1,33 @@
+//! The integration tests of the bak tools: one test binary, one module per behaviour, helpers
+//! once (`util`, `mtf_support`), as ripgrep's `tests/tests.rs` does.
+//!
+//! The tests run the real binaries from the target directory: build the workspace first
+//! (`cargo build --workspace && cargo test --workspace`).
+
+#[macro_use]
+mod util;
+mod mtf_support;
+
+// bak media through the tools.
+mod appends_and_init;
+mod errors_and_exit_codes;
+mod fault_injection;
+mod format_1_0_media;
+mod header_listing;
+mod hostile_environment;
+mod pipes_and_fifos;
+mod progress_output;
+mod verify_reports;
+mod write_read;
+
+// bak-core in process.
+mod fuzz_regressions;
+mod roundtrip_props;
+mod short_reads;
+
+// SQL Server backups (Microsoft Tape Format).
+mod sqlserver_checksums;
+mod sqlserver_cli;
+mod sqlserver_damage;
+mod sqlserver_fixtures;
+mod sqlserver_synthetic;
