@@ -1,16 +1,8 @@
-//! Dates as the tools print and accept them: RFC 3339 in UTC.
+//! Dates as the tools accept them (RFC 3339 or plain dates, UTC). Printing is
+//! `bak_core::report::Timestamp`'s.
 
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, Time};
-
-/// Format microseconds since the Unix epoch as RFC 3339 UTC, to the second.
-pub fn format_us(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("@{secs}"))
-}
 
 /// Parse a date the user typed: RFC 3339 (`2026-12-31T23:00:00Z`), a date and time
 /// (`2026-12-31 23:00:00` or `2026-12-31T23:00`, taken as UTC) or a date (`2026-12-31`, midnight
@@ -47,8 +39,6 @@ mod tests {
 
     #[test]
     fn formats_and_parses() {
-        assert_eq!(format_us(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_us(1_700_000_000_123_456), "2023-11-14T22:13:20Z");
         assert_eq!(
             parse_date("2023-11-14T22:13:20Z"),
             Some(1_700_000_000_000_000)

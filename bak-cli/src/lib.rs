@@ -10,7 +10,6 @@ use std::time::Instant;
 use bak_core::Error;
 
 pub mod dates;
-pub mod rows;
 
 /// Exit code: everything checked is good.
 pub const EXIT_OK: u8 = 0;

@@ -4,9 +4,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use bak_cli::rows::{FileRow, LabelRow, SetRow};
 use bak_cli::{open_media, render, Format, Media, EXIT_OK};
 use bak_core::list;
+use bak_core::report::{FileInfo, LabelInfo};
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -106,8 +106,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             let n = devs.len();
             let cats = list::catalog_all(devs)?;
             if args.labelonly {
-                let rows: Vec<LabelRow> =
-                    cats.iter().map(|c| (&list::label_info(c)).into()).collect();
+                let rows: Vec<LabelInfo> = cats.iter().map(list::label_info).collect();
                 render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
                 if format == Format::Table {
                     if let Some(c) = cats.first() {
@@ -130,11 +129,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 }
             } else if args.filelist {
                 // A bak backup set holds one stream; it has no database file list.
-                let rows: Vec<FileRow> = Vec::new();
+                let rows: Vec<FileInfo> = Vec::new();
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
             } else {
                 check_set_given(&cats);
-                let rows: Vec<SetRow> = list::set_infos(&cats).iter().map(SetRow::from).collect();
+                let rows = list::set_infos(&cats);
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
                 let damaged: Vec<&String> = cats.iter().filter_map(|c| c.damage.as_ref()).collect();
                 if !damaged.is_empty() {
@@ -148,19 +147,13 @@ fn run(args: Args) -> anyhow::Result<u8> {
         }
         Media::Mtf(devs) => {
             if args.labelonly {
-                let rows: Vec<LabelRow> = devs.iter().map(|d| (&d.label()).into()).collect();
+                let rows: Vec<LabelInfo> = devs.iter().map(|d| d.label()).collect();
                 render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
             } else if args.filelist {
-                let rows: Vec<FileRow> = bak_mtf::file_list(&devs, args.file)?
-                    .iter()
-                    .map(FileRow::from)
-                    .collect();
+                let rows = bak_mtf::file_list(&devs, args.file)?;
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
             } else {
-                let rows: Vec<SetRow> = bak_mtf::header_only(&devs)?
-                    .iter()
-                    .map(SetRow::from)
-                    .collect();
+                let rows = bak_mtf::header_only(&devs)?;
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
             }
         }

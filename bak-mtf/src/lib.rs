@@ -31,7 +31,9 @@ use serde::Serialize;
 
 use bak_core::bytes::MediaKind;
 use bak_core::error::{Error, Location, Result};
-use bak_core::report::{FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, Verdict};
+use bak_core::report::{
+    FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, Timestamp, Verdict,
+};
 use config::Config;
 use dblk::{SSET_DIFFERENTIAL, STREAM_ENCRYPTED};
 use le::{id_text, mtf_date_us};
@@ -174,7 +176,7 @@ impl MtfDevice {
             media_sequence_number: Some(u32::from(t.media_sequence)),
             software_name: t.software_name.clone(),
             software_vendor_id: Some(u32::from(t.vendor_id)),
-            media_date: mtf_date_us(&t.date, self.tz()),
+            media_date: mtf_date_us(&t.date, self.tz()).map(Timestamp),
             logical_block_size: Some(u32::from(t.logical_block_size)),
             backup_set_count: Some(self.cat.sets.len() as u32),
             media_password_protected: Some(t.password_algorithm != 0 || t.has_password),
@@ -416,12 +418,13 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             database_name: cfg.and_then(|c| c.database.clone()),
             device_name: s.volb.as_ref().and_then(|v| v.device.clone()),
             volume_name: s.volb.as_ref().and_then(|v| v.volume.clone()),
-            backup_start_date: mtf_date_us(&s.sset.date, tz),
+            backup_start_date: mtf_date_us(&s.sset.date, tz).map(Timestamp),
             backup_finish_date: s
                 .trail
                 .as_ref()
                 .and_then(|c| c.finish)
-                .and_then(|f| mtf_date_us(&f, tz)),
+                .and_then(|f| mtf_date_us(&f, tz))
+                .map(Timestamp),
             expiration_date: None,
             compressed,
             compression: Some(if compressed { "xpress" } else { "none" }.to_string()),

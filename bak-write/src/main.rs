@@ -63,7 +63,8 @@ struct Args {
     /// Skip the expiration and media-name checks (SKIP).
     #[arg(long)]
     skip: bool,
-    /// The set may not be overwritten before this date (YYYY-MM-DD[THH:MM[:SS]][Z], UTC).
+    /// The set may not be overwritten before this date: YYYY-MM-DD, YYYY-MM-DDTHH:MM or
+    /// YYYY-MM-DDTHH:MM:SS (UTC; RFC 3339 with an offset is also taken).
     #[arg(long, value_name = "DATE")]
     expire_date: Option<String>,
     /// The set may not be overwritten for N days (wins over --expire-date).

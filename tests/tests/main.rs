@@ -22,6 +22,7 @@ mod write_read;
 
 // bak-core in process.
 mod fuzz_regressions;
+mod library_in_memory;
 mod roundtrip_props;
 mod short_reads;
 
@@ -30,4 +31,5 @@ mod sqlserver_checksums;
 mod sqlserver_cli;
 mod sqlserver_damage;
 mod sqlserver_fixtures;
+mod sqlserver_pipes;
 mod sqlserver_synthetic;

@@ -76,7 +76,7 @@ fn a_lone_family_of_two_gives_its_label_header_and_file_list() {
     assert_eq!(l.software_name.as_deref(), Some("Microsoft SQL Server"));
     // TAPE +88: 1f a3 13 2e 8a = 2024-12-09 18:58:10 local; SSET +95 = 0xec = -20 × 15 min.
     assert_eq!(
-        l.media_date.map(bak_cli::dates::format_us).as_deref(),
+        l.media_date.map(|t| t.to_string()).as_deref(),
         Some("2024-12-09T23:58:10Z")
     );
     assert_eq!(l.media_password_protected, Some(false));
@@ -177,9 +177,7 @@ fn log_and_differential_types_come_from_the_media() {
     );
     // SSET +88 = 1f 8d 45 35 02 (2019-05-02 21:05:55 local), +95 = 4 (UTC+1).
     assert_eq!(
-        r.backup_start_date
-            .map(bak_cli::dates::format_us)
-            .as_deref(),
+        r.backup_start_date.map(|t| t.to_string()).as_deref(),
         Some("2019-05-02T20:05:55Z")
     );
     let e = mtf::read_stream(&logs, 1, StreamKind::Data, &mut Vec::new()).unwrap_err();

@@ -47,10 +47,7 @@ fn appended_sets_list_verify_and_read_back() {
     assert_eq!(rows[0].server_name.as_deref(), Some("SYNTH\\SQL"));
     assert_eq!(rows[0].machine_name.as_deref(), Some("SYNTH"));
     assert_eq!(
-        rows[0]
-            .backup_start_date
-            .map(bak_cli::dates::format_us)
-            .as_deref(),
+        rows[0].backup_start_date.map(|t| t.to_string()).as_deref(),
         Some("2020-11-22T14:43:45Z")
     );
     assert!(rows.iter().all(|r| r.is_complete));

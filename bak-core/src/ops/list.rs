@@ -10,7 +10,7 @@ use crate::media::family::scan_family;
 use crate::media::open::Opened;
 use crate::media::parser::{Event, SetParser};
 use crate::ops::backup::now_us;
-use crate::report::{LabelInfo, SetInfo};
+use crate::report::{LabelInfo, SetInfo, Timestamp};
 
 /// One set as seen on one family.
 #[derive(Debug, Clone)]
@@ -154,12 +154,12 @@ pub fn label_info(c: &FamilyCatalog) -> LabelInfo {
         media_sequence_number: Some(m.media_sequence as u32),
         software_name: Some(format!("{} {}", m.software_name, m.software_version)),
         software_vendor_id: None,
-        media_date: Some(m.created_us),
+        media_date: Some(Timestamp(m.created_us)),
         logical_block_size: None,
         backup_set_count: Some(c.sets.len() as u32),
         media_password_protected: None,
         is_compressed: Some(false),
-        expiration_date: (latest > 0).then_some(latest),
+        expiration_date: (latest > 0).then_some(Timestamp(latest)),
         expired: Some(latest <= now_us()),
     }
 }
@@ -199,9 +199,9 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 database_name: None,
                 device_name: None,
                 volume_name: None,
-                backup_start_date: Some(h.start_us),
-                backup_finish_date: t.map(|t| t.finish_us),
-                expiration_date: (h.expire_us > 0).then_some(h.expire_us),
+                backup_start_date: Some(Timestamp(h.start_us)),
+                backup_finish_date: t.map(|t| Timestamp(t.finish_us)),
+                expiration_date: (h.expire_us > 0).then_some(Timestamp(h.expire_us)),
                 compressed: !matches!(h.codec, Codec::None),
                 compression: Some(h.codec.to_string()),
                 encrypted: Some(false),

@@ -121,8 +121,33 @@ impl Problem {
     }
 }
 
+/// A point in time: microseconds since the Unix epoch, UTC. Serialises (and displays) as RFC
+/// 3339 in UTC to the second, as SQL Server tools print dates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::dates::format_us(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn hex_digest<S: serde::Serializer>(d: &Option<[u8; 16]>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.collect_str(&crate::bytes::hex(d)),
+        None => s.serialize_none(),
+    }
+}
+
 /// One device's media label: what RESTORE LABELONLY shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct LabelInfo {
     /// The path given on the command line.
     pub device: String,
@@ -148,8 +173,8 @@ pub struct LabelInfo {
     pub software_name: Option<String>,
     /// Vendor id (MTF: 0x1200 = SQL Server; bak: none).
     pub software_vendor_id: Option<u32>,
-    /// When the media were formatted, microseconds since the Unix epoch (UTC).
-    pub media_date: Option<i64>,
+    /// When the media were formatted, UTC.
+    pub media_date: Option<Timestamp>,
     /// MTF format logical block size in bytes.
     pub logical_block_size: Option<u32>,
     /// Number of backup sets on this device (complete or not).
@@ -158,14 +183,15 @@ pub struct LabelInfo {
     pub media_password_protected: Option<bool>,
     /// True when the media are compressed as a whole (MTF: MSSQLBAK container).
     pub is_compressed: Option<bool>,
-    /// Latest expiration date of the sets on the media (microseconds, UTC), if any set has one.
-    pub expiration_date: Option<i64>,
+    /// Latest expiration date of the sets on the media (UTC), if any set has one.
+    pub expiration_date: Option<Timestamp>,
     /// True when every set on the media has expired (or none carries a date).
     pub expired: Option<bool>,
 }
 
 /// One backup set: what RESTORE HEADERONLY shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct SetInfo {
     /// Position of the set on the media, counted from 1 (RESTORE's FILE = n).
     pub position: u32,
@@ -174,6 +200,7 @@ pub struct SetInfo {
     /// Backup description.
     pub backup_description: Option<String>,
     /// Backup set GUID.
+    #[serde(rename = "BackupSetGUID")]
     pub backup_set_guid: Option<String>,
     /// Backup type code as msdb writes it: 1 database, 5 differential, 2 log; bak media: none.
     pub backup_type: Option<u32>,
@@ -191,12 +218,12 @@ pub struct SetInfo {
     pub device_name: Option<String>,
     /// Volume name recorded on the media (MTF VOLB).
     pub volume_name: Option<String>,
-    /// Start time, microseconds since the Unix epoch (UTC).
-    pub backup_start_date: Option<i64>,
-    /// Finish time, microseconds since the Unix epoch (UTC).
-    pub backup_finish_date: Option<i64>,
-    /// Expiration time, microseconds since the Unix epoch (UTC).
-    pub expiration_date: Option<i64>,
+    /// Start time, UTC.
+    pub backup_start_date: Option<Timestamp>,
+    /// Finish time, UTC.
+    pub backup_finish_date: Option<Timestamp>,
+    /// Expiration time, UTC.
+    pub expiration_date: Option<Timestamp>,
     /// True when the set is compressed.
     pub compressed: bool,
     /// Codec and level, e.g. "zstd:3" or "none" (bak), "xpress" (MTF).
@@ -226,13 +253,15 @@ pub struct SetInfo {
     /// Product name for the major version, e.g. "SQL Server 2019".
     pub software_product: Option<String>,
     /// The codec-independent digest of the original bytes (bak only).
+    #[serde(serialize_with = "hex_digest")]
     pub digest: Option<[u8; 16]>,
     /// The label of the source (bak: what `--input` named, or "stdin").
     pub source_label: Option<String>,
 }
 
 /// One database file inside a backup set: what RESTORE FILELISTONLY shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct FileInfo {
     /// Position of the backup set it belongs to.
     pub position: u32,
@@ -241,12 +270,14 @@ pub struct FileInfo {
     /// Physical path of the file on the server.
     pub physical_name: String,
     /// D data, L log, F full-text, S filestream.
+    #[serde(rename = "Type")]
     pub file_type: String,
     /// File group name, where known.
     pub file_group_name: Option<String>,
     /// Size in bytes, where the media say it.
     pub size: Option<u64>,
     /// File id, where known.
+    #[serde(rename = "FileID")]
     pub file_id: Option<u32>,
 }
 
