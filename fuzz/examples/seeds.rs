@@ -8,12 +8,11 @@
 mod mtf_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
-use bak_core::format::*;
-use bak_core::media::RecordReader;
-use bak_core::write::{write_set, InitMode, WriteOptions};
-use bak_core::Location;
+use bak_core::bytes::*;
+use bak_core::device::{MemDevice, WriteDevice};
+use bak_core::internals::RecordReader;
+use bak_core::{backup, BackupOptions, InitMode, Location, Stop};
 
 /// Inputs bigger than this only slow the fuzzers down; the heads of the fixtures carry the
 /// metadata that matters.
@@ -53,28 +52,21 @@ fn sample(len: usize, salt: u32) -> Vec<u8> {
     v
 }
 
-/// Write sets of `sizes` bytes to `families` fresh devices; returns the device files' bytes.
-fn bak_media(
-    dir: &Path,
-    tag: &str,
-    families: usize,
-    codec: Codec,
-    sizes: &[usize],
-) -> Vec<Vec<u8>> {
-    let devices: Vec<PathBuf> = (1..=families)
-        .map(|i| dir.join(format!("{tag}-{i}.bak")))
+/// Write sets of `sizes` bytes to `families` fresh devices in memory; returns their bytes.
+fn bak_media(tag: &str, families: usize, codec: Codec, sizes: &[usize]) -> Vec<Vec<u8>> {
+    let devices: Vec<MemDevice> = (1..=families)
+        .map(|i| MemDevice::new(format!("{tag}-{i}.bak")))
         .collect();
-    for p in &devices {
-        let _ = std::fs::remove_file(p);
-    }
-    let mut opts = WriteOptions::new(devices.clone());
-    opts.codec = codec;
-    opts.max_transfer = MIN_TRANSFER;
-    opts.threads = 1;
-    opts.sync = false;
-    opts.name = format!("seed {tag}");
-    opts.user = "seed".into();
-    opts.host = "seed".into();
+    let mut opts = BackupOptions {
+        codec,
+        max_transfer: MIN_TRANSFER,
+        threads: 1,
+        sync: false,
+        name: format!("seed {tag}"),
+        user: "seed".into(),
+        host: "seed".into(),
+        ..Default::default()
+    };
     for (i, &size) in sizes.iter().enumerate() {
         opts.mode = if i == 0 {
             InitMode::Format
@@ -82,19 +74,21 @@ fn bak_media(
             InitMode::Append
         };
         let data = sample(size, i as u32 + 7);
-        write_set(
+        let targets: Vec<Box<dyn WriteDevice>> = devices
+            .iter()
+            .map(|d| Box::new(d.handle()) as Box<dyn WriteDevice>)
+            .collect();
+        backup(
             &mut &data[..],
             "seed",
+            targets,
             &opts,
             &|_| {},
-            &AtomicBool::new(false),
+            &Stop::new(),
         )
         .expect("write seed media");
     }
-    devices
-        .iter()
-        .map(|p| std::fs::read(p).expect("read seed media"))
-        .collect()
+    devices.iter().map(MemDevice::to_vec).collect()
 }
 
 /// Cut one family file into its records and give each record target its frames and bodies.
@@ -141,7 +135,7 @@ fn split_records(out: &mut Out, file: &[u8]) {
     );
 }
 
-fn bak_seeds(out: &mut Out, dir: &Path) {
+fn bak_seeds(out: &mut Out) {
     let cases: [(&str, usize, Codec, &[usize]); 5] = [
         ("small", 1, Codec::None, &[3000]),
         ("zstd", 1, Codec::Zstd(1), &[70_000]),
@@ -150,7 +144,7 @@ fn bak_seeds(out: &mut Out, dir: &Path) {
         ("empty", 1, Codec::Zstd(1), &[0]),
     ];
     for (tag, families, codec, sizes) in cases {
-        let files = bak_media(dir, tag, families, codec, sizes);
+        let files = bak_media(tag, families, codec, sizes);
         for f in &files {
             split_records(out, f);
             out.put("media_family", f);
@@ -229,12 +223,9 @@ fn main() {
         .get(2)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("../../shared/fixtures/sqlserver"));
-    let tmp = std::env::temp_dir().join(format!("bak-fuzz-seeds-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).expect("temp dir");
     let mut out = Out { root, n: 0 };
-    bak_seeds(&mut out, &tmp);
+    bak_seeds(&mut out);
     mtf_seeds(&mut out);
     fixture_seeds(&mut out, &fixtures);
-    let _ = std::fs::remove_dir_all(&tmp);
     eprintln!("seeds: wrote {} inputs under {}", out.n, out.root.display());
 }

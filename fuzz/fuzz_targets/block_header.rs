@@ -2,7 +2,7 @@
 //! the raw-frame check of whatever bytes follow the header in the input.
 #![no_main]
 
-use bak_core::format::{
+use bak_core::bytes::{
     check_raw_frame, parse_frame, raw_frame_len, BlockCodec, BlockHeader, RecordType,
     BLOCK_HEADER_FRAME_LEN, MAX_TRANSFER, MIN_TRANSFER,
 };

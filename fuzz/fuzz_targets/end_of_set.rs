@@ -1,7 +1,7 @@
 //! The end-of-set record: body and frame.
 #![no_main]
 
-use bak_core::format::{EndOfSet, RecordType};
+use bak_core::bytes::{EndOfSet, RecordType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

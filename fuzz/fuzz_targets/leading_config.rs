@@ -1,7 +1,7 @@
 //! The leading config: body and frame.
 #![no_main]
 
-use bak_core::format::{LeadingConfig, RecordType};
+use bak_core::bytes::{LeadingConfig, RecordType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,27 +1,27 @@
 //! The whole bak media reader over one in-memory family: the label, the scan of a seekable
 //! family (set map, end-of-set chain, forward walk of a damaged tail), and a restore of every
-//! set it finds, once from the file (seekable) and once from a pipe (stream); then the catalog
-//! (HEADERONLY rows) and a full verification of the family.
+//! set it finds, once from a handle that reads like a file (seekable) and once from one that
+//! reads like a pipe (stream); then the catalog (HEADERONLY facts) and a full verification of
+//! the family, from both kinds of handle.
 #![no_main]
 
-use std::sync::atomic::AtomicBool;
-
-use bak_core::media::scan_family;
-use bak_core::read::{open_device, read_set, ReadOptions};
+use bak_core::device::{MemDevice, ReadDevice};
+use bak_core::internals::{read_label, scan_family};
+use bak_core::report::Verdict;
+use bak_core::{list, open_devices, restore, verify, RestoreOptions, Stop, VerifyOptions};
 use libfuzzer_sys::fuzz_target;
 
-fn restore(path: &std::path::Path, position: u32) {
-    let Ok(dev) = open_device(path) else {
+fn restore_set(dev: Box<dyn ReadDevice>, position: u32) {
+    let Ok(devs) = open_devices(vec![dev]) else {
         return;
     };
-    let opts = ReadOptions {
+    let opts = RestoreOptions {
         position,
         threads: 1,
         buffer_count: 0,
     };
     let mut out = bak_fuzz::Sink::default();
-    let cancel = AtomicBool::new(false);
-    if let Ok(s) = read_set(vec![dev], &opts, &mut out, "sink", &|_| {}, &cancel) {
+    if let Ok(s) = restore(devs, &opts, &mut out, "sink", &|_| {}, &Stop::new()) {
         assert_eq!(
             s.original_bytes, out.0,
             "restore summary disagrees with the bytes written"
@@ -29,44 +29,60 @@ fn restore(path: &std::path::Path, position: u32) {
     }
 }
 
-/// The catalog and a full verification must give rows and reports, or an error: never a panic.
-fn describe_and_verify(path: &std::path::Path) {
-    if let Ok(dev) = open_device(path) {
-        if let Ok(cats) = bak_core::catalog::catalog_all(vec![dev]) {
-            let _ = bak_core::catalog::set_rows(&cats);
-            let _ = cats.iter().map(bak_core::catalog::label_row).count();
+/// The catalog and a full verification must give facts and reports, or an error: never a
+/// panic.
+fn describe_and_verify(handle: impl Fn() -> Box<dyn ReadDevice>) {
+    if let Ok(devs) = open_devices(vec![handle()]) {
+        if let Ok(cats) = list::catalog_all(devs) {
+            let _ = list::set_infos(&cats);
+            let _ = cats.iter().map(list::label_info).count();
         }
     }
-    if let Ok(dev) = open_device(path) {
-        let opts = bak_core::verify::VerifyOptions {
+    if let Ok(devs) = open_devices(vec![handle()]) {
+        let opts = VerifyOptions {
             threads: 1,
             ..Default::default()
         };
-        if let Ok(reports) = bak_core::verify::verify_bak(vec![dev], &opts, &|_| {}) {
+        if let Ok(reports) = verify(devs, &opts, &|_| {}, &Stop::new()) {
             for r in reports {
-                assert!(r.verdict != "valid" || r.problems.is_empty());
+                assert!(
+                    r.verdict != Verdict::Valid || r.problems.is_empty(),
+                    "set {} is valid with problems: {:?}",
+                    r.position,
+                    r.problems
+                );
             }
         }
     }
 }
 
-fuzz_target!(|data: &[u8]| {
-    let positions = bak_fuzz::with_memfd(data, |file, path| {
-        describe_and_verify(path);
-        let Ok(scan) = scan_family(file, path) else {
-            return 1;
-        };
-        assert!(scan.end_offset <= scan.file_len);
-        let count = scan.sets.len() as u32 + u32::from(scan.interrupted.is_some());
-        // A few sets are plenty; the rest is the same code again.
-        let count = count.clamp(1, 3);
-        for position in 1..=count {
-            restore(path, position);
-        }
-        count
-    });
-    for position in 1..=positions {
-        bak_fuzz::with_pipe(data, |path| restore(path, position));
+/// Label, scan and restores from a handle that reads like a file; returns how many sets to
+/// restore from a pipe as well.
+fn as_file(dev: &MemDevice, len: u64) -> u32 {
+    describe_and_verify(|| bak_fuzz::file(dev));
+    let _ = read_label(&dev.handle(), bak_fuzz::DEVICE);
+    let Ok(scan) = scan_family(&dev.handle(), bak_fuzz::DEVICE) else {
+        return 1;
+    };
+    assert!(
+        scan.end_offset <= len,
+        "the append point {} lies past the end of the {len}-byte family",
+        scan.end_offset
+    );
+    let count = scan.sets.len() as u32 + u32::from(scan.interrupted.is_some());
+    // A few sets are plenty; the rest is the same code again.
+    let count = count.clamp(1, 3);
+    for position in 1..=count {
+        restore_set(bak_fuzz::file(dev), position);
     }
-    bak_fuzz::with_pipe(data, describe_and_verify);
+    count
+}
+
+fuzz_target!(|data: &[u8]| {
+    let dev = bak_fuzz::device(data);
+    let positions = as_file(&dev, data.len() as u64);
+    for position in 1..=positions {
+        restore_set(bak_fuzz::pipe(&dev), position);
+    }
+    describe_and_verify(|| bak_fuzz::pipe(&dev));
 });

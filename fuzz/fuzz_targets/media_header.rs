@@ -1,7 +1,7 @@
 //! The media header (label): body and whole 4096-byte frame.
 #![no_main]
 
-use bak_core::format::{MediaHeader, RecordType};
+use bak_core::bytes::{MediaHeader, RecordType};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

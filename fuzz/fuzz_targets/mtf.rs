@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    bak_fuzz::with_memfd(data, |_, path| bak_fuzz::exercise_mtf(path));
+    bak_fuzz::exercise_mtf(bak_fuzz::file(&bak_fuzz::device(data)));
 });

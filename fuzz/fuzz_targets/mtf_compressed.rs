@@ -22,7 +22,7 @@ fn repair_checks(v: &mut [u8]) {
         let Some(payload) = v.get(at + 28..at + 28 + clen) else {
             return;
         };
-        let c = bak_core::mtf::chunk_check(payload);
+        let c = bak_mtf::chunk_check(payload);
         v[at + 24..at + 28].copy_from_slice(&c.to_le_bytes());
         at += 28 + clen;
     }
@@ -35,5 +35,8 @@ fuzz_target!(|data: &[u8]| {
     v.extend_from_slice(&3u32.to_le_bytes());
     v.extend_from_slice(data);
     repair_checks(&mut v);
-    bak_fuzz::with_memfd(&v, |_, path| bak_fuzz::exercise_mtf(path));
+    bak_fuzz::exercise_mtf(Box::new(bak_core::device::MemDevice::with_bytes(
+        bak_fuzz::DEVICE,
+        v,
+    )));
 });

@@ -3,8 +3,8 @@
 //! Input: one byte n, then n (mod 8) read sizes, then the stream.
 #![no_main]
 
-use bak_core::format::*;
-use bak_core::media::RecordReader;
+use bak_core::bytes::*;
+use bak_core::internals::RecordReader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,15 +1,14 @@
 //! Arbitrary bytes and options through the writer and back through the reader must come out
-//! equal: one to three families, each codec, block sizes from 64 KiB, and an appended second
-//! set read back by position as well.
+//! equal: one to three families in memory, each codec, block sizes from 64 KiB, and an
+//! appended second set read back by position as well. Every set is read back twice, the
+//! families given in a shuffled order: from handles that read like files, and from handles
+//! that read like pipes.
 #![no_main]
 
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-
 use arbitrary::Arbitrary;
-use bak_core::format::{Codec, MIN_TRANSFER};
-use bak_core::read::{open_all, read_set, ReadOptions};
-use bak_core::write::{write_set, InitMode, WriteOptions};
+use bak_core::bytes::{Codec, MIN_TRANSFER};
+use bak_core::device::{MemDevice, ReadDevice, WriteDevice};
+use bak_core::{backup, open_devices, restore, BackupOptions, InitMode, RestoreOptions, Stop};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -23,6 +22,8 @@ struct Input {
     repeat: u8,
     threads: u8,
     buffer_count: u8,
+    /// The order the families are given in when read back (a permutation's index).
+    order: u8,
     name: String,
     /// When given, a second set is appended and both are read back.
     second: Option<Vec<u8>>,
@@ -38,77 +39,100 @@ fn expand(data: &[u8], repeat: u8) -> Vec<u8> {
     v
 }
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bak-fuzz-roundtrip-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// The permutation of `0..n` numbered `k` (mod n!), by its factorial-base digits.
+fn permutation(n: usize, mut k: usize) -> Vec<usize> {
+    let mut left: Vec<usize> = (0..n).collect();
+    let mut out = Vec::with_capacity(n);
+    while !left.is_empty() {
+        let i = k % left.len();
+        k /= left.len();
+        out.push(left.remove(i));
+    }
+    out
 }
 
-fn read_back(devices: &[PathBuf], position: u32) -> Vec<u8> {
-    let devs = open_all(devices).expect("open the media just written");
-    let opts = ReadOptions {
+fn read_back(devs: Vec<Box<dyn ReadDevice>>, position: u32, how: &str) -> Vec<u8> {
+    let devs = open_devices(devs)
+        .unwrap_or_else(|e| panic!("opening the media just written ({how}): {e}"));
+    let opts = RestoreOptions {
         position,
         threads: 2,
         buffer_count: 0,
     };
     let mut out = Vec::new();
-    read_set(
-        devs,
-        &opts,
-        &mut out,
-        "out",
-        &|_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap_or_else(|e| panic!("reading back set {position}: {e}"));
+    restore(devs, &opts, &mut out, "out", &|_| {}, &Stop::new())
+        .unwrap_or_else(|e| panic!("reading back set {position} ({how}): {e}"));
     out
 }
 
+fn write(devices: &[MemDevice], data: &[u8], opts: &BackupOptions) -> bak_core::BackupSummary {
+    let targets: Vec<Box<dyn WriteDevice>> = devices
+        .iter()
+        .map(|d| Box::new(d.handle()) as Box<dyn WriteDevice>)
+        .collect();
+    backup(
+        &mut &data[..],
+        "input",
+        targets,
+        opts,
+        &|_| {},
+        &Stop::new(),
+    )
+    .unwrap_or_else(|e| panic!("writing set ({:?}): {e}", opts.mode))
+}
+
 fuzz_target!(|input: Input| {
-    let d = dir();
     let n = input.families as usize % 3 + 1;
-    let devices: Vec<PathBuf> = (1..=n).map(|i| d.join(format!("f{i}.bak"))).collect();
-    for p in &devices {
-        let _ = std::fs::remove_file(p);
-    }
-    let mut opts = WriteOptions::new(devices.clone());
-    opts.codec = match input.codec % 9 {
-        0 => Codec::None,
-        c => Codec::Zstd(c as i32 - 4),
+    let devices: Vec<MemDevice> = (1..=n).map(|i| MemDevice::new(format!("f{i}"))).collect();
+    let threads = input.threads as usize % 3 + 1;
+    let mut opts = BackupOptions {
+        codec: match input.codec % 9 {
+            0 => Codec::None,
+            c => Codec::Zstd(c as i32 - 4),
+        },
+        max_transfer: MIN_TRANSFER * (u32::from(input.transfer_steps) % 4 + 1),
+        threads,
+        buffer_count: match input.buffer_count as usize % 16 {
+            0 => n * 4 + 2,
+            c => c,
+        },
+        name: input.name.clone(),
+        sync: false,
+        mode: InitMode::Format,
+        user: "fuzz".into(),
+        host: "fuzz".into(),
+        ..Default::default()
     };
-    opts.max_transfer = MIN_TRANSFER * (u32::from(input.transfer_steps) % 4 + 1);
-    opts.threads = input.threads as usize % 3 + 1;
-    opts.buffer_count = input.buffer_count as usize % 16;
-    if opts.buffer_count == 0 {
-        opts.buffer_count = n * 4 + 2;
-    }
-    opts.name = input.name.clone();
-    opts.sync = false;
-    opts.mode = InitMode::Format;
-    opts.user = "fuzz".into();
-    opts.host = "fuzz".into();
     let first = expand(&input.data, input.repeat);
-    let cancel = AtomicBool::new(false);
-    let s = write_set(&mut &first[..], "input", &opts, &|_| {}, &cancel)
-        .unwrap_or_else(|e| panic!("writing set 1: {e}"));
+    let s = write(&devices, &first, &opts);
     assert_eq!(s.original_bytes, first.len() as u64);
     assert_eq!(s.position, 1);
     let mut sets = vec![first];
     if let Some(second) = &input.second {
         opts.mode = InitMode::Append;
-        let s = write_set(&mut &second[..], "input", &opts, &|_| {}, &cancel)
-            .unwrap_or_else(|e| panic!("appending set 2: {e}"));
+        let s = write(&devices, second, &opts);
+        assert_eq!(s.original_bytes, second.len() as u64);
         assert_eq!(s.position, 2);
         sets.push(second.clone());
     }
+    let order = permutation(n, input.order as usize);
     for (i, want) in sets.iter().enumerate() {
-        let got = read_back(&devices, i as u32 + 1);
-        assert!(
-            got == *want,
-            "set {} comes back different: {} bytes written, {} read",
-            i + 1,
-            want.len(),
-            got.len()
-        );
+        let position = i as u32 + 1;
+        let files = order.iter().map(|&f| Box::new(devices[f].handle()) as _);
+        // The pipes in the reverse of the files' order: a second arrangement for free.
+        let pipes = order
+            .iter()
+            .rev()
+            .map(|&f| Box::new(devices[f].stream()) as _);
+        for (how, devs) in [("files", files.collect()), ("pipes", pipes.collect())] {
+            let got = read_back(devs, position, how);
+            assert!(
+                got == *want,
+                "set {position} comes back different from {how} in order {order:?}: {} bytes \
+                 written, {} read",
+                want.len(),
+                got.len()
+            );
+        }
     }
 });

@@ -1,7 +1,7 @@
 //! The backup set header: body and frame.
 #![no_main]
 
-use bak_core::format::{RecordType, SetHeader};
+use bak_core::bytes::{RecordType, SetHeader};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! A set map slot: body and frame.
 #![no_main]
 
-use bak_core::format::{RecordType, SetMapSlot};
+use bak_core::bytes::{RecordType, SetMapSlot};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

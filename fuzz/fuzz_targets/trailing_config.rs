@@ -1,7 +1,7 @@
 //! The trailing config: body and frame.
 #![no_main]
 
-use bak_core::format::{RecordType, TrailingConfig};
+use bak_core::bytes::{RecordType, TrailingConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! 16 MiB, so the 1 MiB refusal is reached too), then the compressed bytes.
 #![no_main]
 
-use bak_core::xpress::{decompress, decompress_into};
+use bak_mtf::xpress::{decompress, decompress_into};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,44 +1,35 @@
-//! What the fuzz targets share: an in-memory file for the readers that take a path or a
-//! `File`, a reader that returns short reads, and the encode/parse round trip of a record.
+//! What the fuzz targets share: the fuzz input as an in-memory device (read like a file or like
+//! a pipe), a reader that returns short reads, and the encode/parse round trip of a record.
 
-use std::cell::RefCell;
 use std::fmt::Debug;
-use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::path::PathBuf;
 
-use bak_core::format::{parse_frame, RecordType};
+use bak_core::bytes::{parse_frame, RecordType};
+use bak_core::device::{MemDevice, ReadDevice};
 use bak_core::{Location, Result};
+
+/// The name of the device every target reads, and the location it reports errors under.
+pub const DEVICE: &str = "fuzz";
 
 /// The location every target reports errors under.
 pub fn at() -> Location {
-    Location::device("fuzz")
+    Location::device(DEVICE)
 }
 
-thread_local! {
-    static MEMFD: RefCell<Option<(File, PathBuf)>> = const { RefCell::new(None) };
+/// The fuzz input as an in-memory device: [`MemDevice::handle`] reads it like a file (every
+/// capability), [`MemDevice::stream`] like a pipe (front to back only).
+pub fn device(bytes: &[u8]) -> MemDevice {
+    MemDevice::with_bytes(DEVICE, bytes.to_vec())
 }
 
-/// Put `bytes` in an in-memory file (memfd, created once per thread and rewritten each time)
-/// and call `f` with it and a path that opens it again (`/proc/self/fd/N`).
-pub fn with_memfd<T>(bytes: &[u8], f: impl FnOnce(&File, &std::path::Path) -> T) -> T {
-    MEMFD.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let (file, path) = slot.get_or_insert_with(|| {
-            // SAFETY: a NUL-terminated name and no flags; the result is checked.
-            let fd = unsafe { libc::memfd_create(c"bak-fuzz".as_ptr(), 0) };
-            assert!(fd >= 0, "memfd_create: {}", io::Error::last_os_error());
-            // SAFETY: `fd` was just created and is owned by nothing else.
-            let file = unsafe { File::from_raw_fd(fd) };
-            let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
-            (file, path)
-        });
-        file.set_len(0).expect("truncate memfd");
-        use std::os::unix::fs::FileExt;
-        file.write_all_at(bytes, 0).expect("write memfd");
-        f(file, path)
-    })
+/// A handle on `dev` that reads like a file, boxed as the operations take it.
+pub fn file(dev: &MemDevice) -> Box<dyn ReadDevice> {
+    Box::new(dev.handle())
+}
+
+/// A handle on `dev` that reads like a pipe, boxed as the operations take it.
+pub fn pipe(dev: &MemDevice) -> Box<dyn ReadDevice> {
+    Box::new(dev.stream())
 }
 
 /// A reader over a slice that hands out at most a few bytes per call, the sizes cycling
@@ -115,52 +106,25 @@ pub fn record_target<T: PartialEq + Debug>(
     }
 }
 
-/// Feed `bytes` through a pipe (a writer thread on one end) and call `f` with a path that opens
-/// the read end, so the readers take their streaming paths.
-pub fn with_pipe<T>(bytes: &[u8], f: impl FnOnce(&std::path::Path) -> T) -> T {
-    static IGNORE_SIGPIPE: std::sync::Once = std::sync::Once::new();
-    // A reader that stops early closes the pipe under the writer: an error, not a signal.
-    // SAFETY: setting a signal disposition to SIG_IGN.
-    IGNORE_SIGPIPE.call_once(|| unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    });
-    let mut fds = [0i32; 2];
-    // SAFETY: `fds` has room for the two descriptors; the result is checked.
-    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
-    assert_eq!(rc, 0, "pipe: {}", io::Error::last_os_error());
-    // SAFETY: both descriptors were just created and are owned by nothing else.
-    let (r, mut w) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
-    let path = PathBuf::from(format!("/proc/self/fd/{}", r.as_raw_fd()));
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let _ = w.write_all(bytes);
-        });
-        let res = f(&path);
-        // Whatever the reader left unread, the writer must see the pipe close to finish.
-        drop(r);
-        res
-    })
-}
-
-/// Open an MTF device at `path` and ask it everything the tools ask: label, HEADERONLY,
+/// Open an MTF device on `dev` and ask it everything the tools ask: label, HEADERONLY,
 /// FILELISTONLY, the stream list, the data and log streams, the MTF copy and VERIFYONLY.
-pub fn exercise_mtf(path: &std::path::Path) {
-    use bak_core::mtf::{self, MtfDevice, StreamKind};
-    let Ok(dev) = MtfDevice::open(path) else {
+pub fn exercise_mtf(dev: Box<dyn ReadDevice>) {
+    use bak_mtf::{MtfDevice, StreamKind};
+    let Ok(dev) = MtfDevice::from_device(dev) else {
         return;
     };
     let _ = dev.label();
-    let _ = (dev.family(), dev.family_count());
+    let _ = (dev.name(), dev.family(), dev.family_count());
     let positions = dev.positions();
     let devs = [dev];
-    let _ = mtf::header_only(&devs);
-    let _ = mtf::file_list(&devs, None);
+    let _ = bak_mtf::header_only(&devs);
+    let _ = bak_mtf::file_list(&devs, None);
     for &p in positions.iter().take(4) {
-        let _ = mtf::file_list(&devs, Some(p));
-        let _ = mtf::list_streams(&devs, p);
+        let _ = bak_mtf::file_list(&devs, Some(p));
+        let _ = bak_mtf::list_streams(&devs, p);
         for kind in [StreamKind::Data, StreamKind::Log] {
             let mut out = Sink::default();
-            if let Ok(n) = mtf::read_stream(&devs, p, kind, &mut out) {
+            if let Ok(n) = bak_mtf::read_stream(&devs, p, kind, &mut out) {
                 assert_eq!(
                     n, out.0,
                     "read_stream count disagrees with the bytes written"
@@ -169,9 +133,9 @@ pub fn exercise_mtf(path: &std::path::Path) {
         }
     }
     let mut out = Sink::default();
-    if let Ok(n) = mtf::write_mtf(&devs[0], &mut out) {
+    if let Ok(n) = bak_mtf::write_mtf(&devs[0], &mut out) {
         assert_eq!(n, out.0, "write_mtf count disagrees with the bytes written");
     }
-    let _ = mtf::verify(&devs, None, false);
-    let _ = mtf::verify(&devs, None, true);
+    let _ = bak_mtf::verify(&devs, None, false);
+    let _ = bak_mtf::verify(&devs, None, true);
 }

@@ -200,37 +200,7 @@ pub fn backup(
     if devices.is_empty() || devices.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
-    let found = devices
-        .iter()
-        .map(|d| inspect(d.as_ref()))
-        .collect::<Result<Vec<Found>>>()?;
-    let names: Vec<&str> = devices.iter().map(|d| d.name()).collect();
-    let req = MediaRequest {
-        mode: opts.mode,
-        skip: opts.skip,
-        media_name: opts.media_name.as_deref(),
-        media_description: &opts.media_description,
-        now_us: now_us(),
-    };
-    let (mut plans, position, formatted) = plan(&req, &names, &found)?;
-
-    // Destructive steps only after every check passed: first make the set map say exactly what
-    // is complete (so a crash from here on loses nothing that was), then cut what is replaced.
-    for (d, p) in devices.iter().zip(plans.iter_mut()) {
-        if !d.caps().truncate {
-            continue;
-        }
-        let name = d.name();
-        if p.write_label {
-            d.set_len(0).map_err(|e| Error::io(name, "truncate", e))?;
-        } else {
-            p.slot.generation += 1;
-            write_slot(d.as_ref(), &p.slot, opts.sync)?;
-            d.set_len(p.start)
-                .map_err(|e| Error::io(name, "truncate", e))?;
-        }
-    }
-
+    let (plans, position, formatted) = prepare(&devices, opts)?;
     let set_id = new_guid();
     let media_set_id = plans[0].label.media_set_id;
     let n = devices.len();
@@ -331,54 +301,8 @@ pub fn backup(
             .collect();
 
         // The reading thread: fill buffers, hand them to the workers.
-        let tx = jobs.sender();
-        let read_result = (|| -> Result<()> {
-            let mut seq = 0u64;
-            let mut total = 0u64;
-            loop {
-                let Some(mut buf) = pool.get() else {
-                    return Ok(());
-                };
-                // Buffers come back with their old length: grow (zeroing only the new part) or cut.
-                buf.resize(mts as usize, 0);
-                let got = fill(input, &mut buf).map_err(|e| Error::io(input_name, "read", e))?;
-                if got == 0 {
-                    pool.put(buf);
-                    break;
-                }
-                buf.truncate(got);
-                total += got as u64;
-                if !tx.push(Job { seq, buf }) {
-                    return Ok(());
-                }
-                seq += 1;
-                progress(total);
-            }
-            drop(tx);
-            ready.finish(seq);
-            // Wait for every writer to write its last block, then release the trailing records.
-            if finish.wait_for(|f| (f.done == n).then_some(())).is_none() {
-                return Ok(());
-            }
-            let info = totals.update(|t| {
-                t.hashes.sort_unstable();
-                TrailingConfig {
-                    set_id,
-                    position,
-                    family_number: 0,
-                    family_count: n as u16,
-                    finish_us: now_us(),
-                    total_original: t.original,
-                    total_stored: t.stored,
-                    total_blocks: t.blocks,
-                    digest_algorithm: DIGEST_XXH3_TREE,
-                    digest: Digest::of(t.hashes.iter().map(|h| h.1)),
-                    ..Default::default()
-                }
-            });
-            finish.update(|f| f.info = Some(info));
-            Ok(())
-        })();
+        let read_result = feed(input, input_name, mts, pool, jobs, ready, progress)
+            .and_then(|blocks| finish_set(blocks, n, set_id, position, totals, finish));
         if let Err(e) = read_result {
             op.fail(e);
         }
@@ -412,6 +336,121 @@ pub fn backup(
     })
 }
 
+/// Check what the devices hold against what was asked, then (only then) make them ready:
+/// the set map says exactly what is complete (so a crash from here on loses nothing that
+/// was), and what the new set replaces is cut. Returns the plans, the new set's position,
+/// and whether new media headers are written.
+fn prepare(
+    devices: &[Box<dyn WriteDevice>],
+    opts: &BackupOptions,
+) -> Result<(Vec<Plan>, u32, bool)> {
+    let found = devices
+        .iter()
+        .map(|d| inspect(d.as_ref()))
+        .collect::<Result<Vec<Found>>>()?;
+    let names: Vec<&str> = devices.iter().map(|d| d.name()).collect();
+    let req = MediaRequest {
+        mode: opts.mode,
+        skip: opts.skip,
+        media_name: opts.media_name.as_deref(),
+        media_description: &opts.media_description,
+        now_us: now_us(),
+    };
+    let (mut plans, position, formatted) = plan(&req, &names, &found)?;
+
+    for (d, p) in devices.iter().zip(plans.iter_mut()) {
+        let (caps, name) = (d.caps(), d.name());
+        if p.write_label {
+            if caps.truncate {
+                d.set_len(0).map_err(|e| Error::io(name, "truncate", e))?;
+            }
+            continue;
+        }
+        // Appending to existing media: only a device that holds them can get here.
+        if caps.overwrite {
+            p.slot.generation += 1;
+            write_slot(d.as_ref(), &p.slot, opts.sync)?;
+        }
+        if caps.truncate {
+            d.set_len(p.start)
+                .map_err(|e| Error::io(name, "truncate", e))?;
+        }
+    }
+
+    Ok((plans, position, formatted))
+}
+
+/// Fill pool buffers from the input and queue them for the workers. Returns the number of
+/// blocks, or stops early (with the count so far) when the stop is raised.
+fn feed(
+    input: &mut dyn Read,
+    input_name: &str,
+    mts: u32,
+    pool: &Pool,
+    jobs: &Queue<Job>,
+    ready: &Ordered<Ready>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Option<u64>> {
+    let tx = jobs.sender();
+    let mut seq = 0u64;
+    let mut total = 0u64;
+    loop {
+        let Some(mut buf) = pool.get() else {
+            return Ok(None);
+        };
+        // Buffers come back with their old length: grow (zeroing only the new part) or cut.
+        buf.resize(mts as usize, 0);
+        let got = fill(input, &mut buf).map_err(|e| Error::io(input_name, "read", e))?;
+        if got == 0 {
+            pool.put(buf);
+            break;
+        }
+        buf.truncate(got);
+        total += got as u64;
+        if !tx.push(Job { seq, buf }) {
+            return Ok(None);
+        }
+        seq += 1;
+        progress(total);
+    }
+    drop(tx);
+    ready.finish(seq);
+    Ok(Some(seq))
+}
+
+/// Once every writer has written its last block, work out the set's totals and digest and
+/// release them to the writers for their trailing records.
+fn finish_set(
+    blocks: Option<u64>,
+    n: usize,
+    set_id: Guid,
+    position: u32,
+    totals: &Cell<Totals>,
+    finish: &Cell<Finish>,
+) -> Result<()> {
+    if blocks.is_none() || finish.wait_for(|f| (f.done == n).then_some(())).is_none() {
+        return Ok(());
+    }
+    let info = totals.update(|t| {
+        t.hashes.sort_unstable();
+        TrailingConfig {
+            set_id,
+            position,
+            family_number: 0,
+            family_count: n as u16,
+            finish_us: now_us(),
+            total_original: t.original,
+            total_stored: t.stored,
+            total_blocks: t.blocks,
+            digest_algorithm: DIGEST_XXH3_TREE,
+            digest: Digest::of(t.hashes.iter().map(|h| h.1)),
+            ..Default::default()
+        }
+    });
+    finish.update(|f| f.info = Some(info));
+    Ok(())
+}
+
 /// Read until `buf` is full or the input ends.
 fn fill(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut done = 0;
@@ -436,6 +475,37 @@ struct WriterCtx<'a> {
     sync: bool,
     set_id: Guid,
     position: u32,
+}
+
+/// Write a block header and its stored payload. The raw path writes the original buffer where
+/// it lies, with the frame's headers around its pieces: no copy.
+fn write_block(
+    dev: &mut dyn WriteDevice,
+    header: &[u8],
+    buf: &[u8],
+    e: &Encoded,
+) -> std::io::Result<()> {
+    match e.codec {
+        BlockCodec::Zstd => {
+            let mut v = [
+                IoSlice::new(header),
+                IoSlice::new(&buf[..e.stored_len as usize]),
+            ];
+            write_all(dev, &mut v)
+        }
+        BlockCodec::Raw => {
+            let data = &buf[..e.original_len as usize];
+            let (fh, heads) = raw_pieces(data);
+            let mut v = Vec::with_capacity(2 + 2 * heads.len());
+            v.push(IoSlice::new(header));
+            v.push(IoSlice::new(&fh));
+            for (c, h) in data.chunks(RAW_BLOCK_MAX as usize).zip(&heads) {
+                v.push(IoSlice::new(h));
+                v.push(IoSlice::new(c));
+            }
+            write_all(dev, &mut v)
+        }
+    }
 }
 
 /// Write one family's part of the set. Returns (family number, blocks, bytes written), or
@@ -493,29 +563,7 @@ fn device_writer(
             original_hash: e.hash,
         }
         .encode();
-        // The raw path writes the original buffer where it lies, the frame's headers around
-        // its pieces: no copy.
-        match e.codec {
-            BlockCodec::Zstd => {
-                let mut v = [
-                    IoSlice::new(&header),
-                    IoSlice::new(&buf[..e.stored_len as usize]),
-                ];
-                write_all(dev.as_mut(), &mut v).map_err(ioerr)?;
-            }
-            BlockCodec::Raw => {
-                let data = &buf[..e.original_len as usize];
-                let (fh, heads) = raw_pieces(data);
-                let mut v = Vec::with_capacity(2 + 2 * heads.len());
-                v.push(IoSlice::new(&header));
-                v.push(IoSlice::new(&fh));
-                for (c, h) in data.chunks(RAW_BLOCK_MAX as usize).zip(&heads) {
-                    v.push(IoSlice::new(h));
-                    v.push(IoSlice::new(c));
-                }
-                write_all(dev.as_mut(), &mut v).map_err(ioerr)?;
-            }
-        }
+        write_block(dev.as_mut(), &header, &buf, &e).map_err(ioerr)?;
         mbc.entries.push(MbcEntry {
             seq,
             offset,

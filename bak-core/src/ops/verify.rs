@@ -233,135 +233,7 @@ pub fn verify(
         });
     }
     for pos in positions {
-        let mut problems = Vec::new();
-        let mut complete = true;
-        let (mut bytes, mut orig_checked) = (0, 0);
-        let ids: Vec<Option<Guid>> = fams
-            .iter()
-            .map(|f| f.sets.get(&pos).and_then(|s| s.set_id))
-            .collect();
-        let id0 = ids.iter().flatten().next().copied();
-        for f in &fams {
-            let dev = f.name.clone();
-            match f.sets.get(&pos) {
-                None => {
-                    complete = false;
-                    problems.push(Problem {
-                        kind: ProblemKind::Missing,
-                        device: dev,
-                        family: Some(f.family as u32),
-                        position: Some(pos),
-                        what: "the backup set is missing on this family".into(),
-                        ..Default::default()
-                    });
-                }
-                Some(s) => {
-                    complete &= s.complete;
-                    problems.extend(s.problems.iter().cloned());
-                    bytes += s.bytes;
-                    orig_checked += s.original_checked;
-                    if s.set_id.is_some() && s.set_id != id0 {
-                        problems.push(Problem {
-                            kind: ProblemKind::Foreign,
-                            device: dev,
-                            family: Some(f.family as u32),
-                            position: Some(pos),
-                            what: "another backup set is at this position on this family".into(),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        }
-        let sets: Vec<&FamSet> = fams.iter().filter_map(|f| f.sets.get(&pos)).collect();
-        let trailing = sets.iter().find_map(|s| s.trailing.clone());
-        if let Some(t) = &trailing {
-            for (f, s) in fams.iter().zip(fams.iter().map(|f| f.sets.get(&pos))) {
-                if let Some(tt) = s.and_then(|s| s.trailing.as_ref()) {
-                    if tt.total_blocks != t.total_blocks
-                        || tt.total_original != t.total_original
-                        || tt.digest != t.digest
-                    {
-                        problems.push(Problem {
-                            device: f.name.clone(),
-                            family: Some(f.family as u32),
-                            position: Some(pos),
-                            what: "trailing configs of the families disagree on the set's totals"
-                                .into(),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        }
-        // The block sequence across families: 0..total, each exactly once.
-        let mut all: Vec<(u64, u64)> = sets.iter().flat_map(|s| s.blocks.iter().copied()).collect();
-        all.sort_unstable();
-        let mut expect = 0u64;
-        let mut seq_problems = Vec::new();
-        if complete {
-            for w in all.windows(2) {
-                if w[0].0 == w[1].0 {
-                    seq_problems.push(format!("block {} is on two families", w[0].0));
-                }
-            }
-            for &(seq, _) in &all {
-                if seq > expect {
-                    seq_problems.push(format!("blocks {expect} to {} are on no family", seq - 1));
-                }
-                expect = expect.max(seq + 1);
-            }
-            if let Some(t) = &trailing {
-                if expect < t.total_blocks {
-                    seq_problems.push(format!(
-                        "blocks {expect} to {} are on no family",
-                        t.total_blocks - 1
-                    ));
-                }
-                let orig: u64 = sets.iter().map(|s| s.original).sum();
-                if orig != t.total_original || all.len() as u64 != t.total_blocks {
-                    seq_problems.push(format!(
-                        "the families hold {} blocks of {} bytes; the trailing config says {} blocks of {} bytes",
-                        all.len(),
-                        orig,
-                        t.total_blocks,
-                        t.total_original
-                    ));
-                }
-                if !opts.fast && problems.is_empty() && seq_problems.is_empty() {
-                    let d = Digest::of(all.iter().map(|x| x.1));
-                    if d != t.digest {
-                        problems.push(Problem {
-                            device: media_set.clone(),
-                            position: Some(pos),
-                            what: "end-to-end digest of the original bytes does not hold".into(),
-                            expected: Some(hex(&t.digest)),
-                            found: Some(hex(&d)),
-                            ..Default::default()
-                        });
-                    }
-                }
-            }
-        }
-        problems.extend(seq_problems.into_iter().map(|what| Problem {
-            kind: ProblemKind::Missing,
-            device: media_set.clone(),
-            position: Some(pos),
-            what,
-            ..Default::default()
-        }));
-        if opts.stop_on_error {
-            problems.truncate(1);
-        }
-        let verdict = Verdict::of(&problems, complete);
-        reports.push(SetReport {
-            position: pos,
-            verdict,
-            problems,
-            bytes_checked: bytes,
-            original_bytes_checked: orig_checked,
-            seconds,
-        });
+        reports.push(judge(pos, &fams, opts, &media_set, seconds));
     }
     if opts.stop_on_error {
         // STOP_ON_ERROR: the report ends at the first problem, in media order (families stop
@@ -372,6 +244,147 @@ pub fn verify(
         }
     }
     Ok(reports)
+}
+
+/// The report on set `pos`: what each family saw of it, put together (every family holds the
+/// set, the blocks 0..total lie on them once each, the trailing configs agree, and unless
+/// `--fast` the end-to-end digest holds).
+fn judge(
+    pos: u32,
+    fams: &[FamResult],
+    opts: &VerifyOptions,
+    media_set: &str,
+    seconds: f64,
+) -> SetReport {
+    let mut problems = Vec::new();
+    let mut complete = true;
+    let (mut bytes, mut orig_checked) = (0, 0);
+    let ids: Vec<Option<Guid>> = fams
+        .iter()
+        .map(|f| f.sets.get(&pos).and_then(|s| s.set_id))
+        .collect();
+    let id0 = ids.iter().flatten().next().copied();
+    for f in fams {
+        let dev = f.name.clone();
+        match f.sets.get(&pos) {
+            None => {
+                complete = false;
+                problems.push(Problem {
+                    kind: ProblemKind::Missing,
+                    device: dev,
+                    family: Some(f.family as u32),
+                    position: Some(pos),
+                    what: "the backup set is missing on this family".into(),
+                    ..Default::default()
+                });
+            }
+            Some(s) => {
+                complete &= s.complete;
+                problems.extend(s.problems.iter().cloned());
+                bytes += s.bytes;
+                orig_checked += s.original_checked;
+                if s.set_id.is_some() && s.set_id != id0 {
+                    problems.push(Problem {
+                        kind: ProblemKind::Foreign,
+                        device: dev,
+                        family: Some(f.family as u32),
+                        position: Some(pos),
+                        what: "another backup set is at this position on this family".into(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    let sets: Vec<&FamSet> = fams.iter().filter_map(|f| f.sets.get(&pos)).collect();
+    let trailing = sets.iter().find_map(|s| s.trailing.clone());
+    if let Some(t) = &trailing {
+        for (f, s) in fams.iter().zip(fams.iter().map(|f| f.sets.get(&pos))) {
+            if let Some(tt) = s.and_then(|s| s.trailing.as_ref()) {
+                if tt.total_blocks != t.total_blocks
+                    || tt.total_original != t.total_original
+                    || tt.digest != t.digest
+                {
+                    problems.push(Problem {
+                        device: f.name.clone(),
+                        family: Some(f.family as u32),
+                        position: Some(pos),
+                        what: "trailing configs of the families disagree on the set's totals"
+                            .into(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    // The block sequence across families: 0..total, each exactly once.
+    let mut all: Vec<(u64, u64)> = sets.iter().flat_map(|s| s.blocks.iter().copied()).collect();
+    all.sort_unstable();
+    let mut expect = 0u64;
+    let mut seq_problems = Vec::new();
+    if complete {
+        for w in all.windows(2) {
+            if w[0].0 == w[1].0 {
+                seq_problems.push(format!("block {} is on two families", w[0].0));
+            }
+        }
+        for &(seq, _) in &all {
+            if seq > expect {
+                seq_problems.push(format!("blocks {expect} to {} are on no family", seq - 1));
+            }
+            expect = expect.max(seq + 1);
+        }
+        if let Some(t) = &trailing {
+            if expect < t.total_blocks {
+                seq_problems.push(format!(
+                    "blocks {expect} to {} are on no family",
+                    t.total_blocks - 1
+                ));
+            }
+            let orig: u64 = sets.iter().map(|s| s.original).sum();
+            if orig != t.total_original || all.len() as u64 != t.total_blocks {
+                seq_problems.push(format!(
+                    "the families hold {} blocks of {} bytes; the trailing config says {} blocks of {} bytes",
+                    all.len(),
+                    orig,
+                    t.total_blocks,
+                    t.total_original
+                ));
+            }
+            if !opts.fast && problems.is_empty() && seq_problems.is_empty() {
+                let d = Digest::of(all.iter().map(|x| x.1));
+                if d != t.digest {
+                    problems.push(Problem {
+                        device: media_set.to_string(),
+                        position: Some(pos),
+                        what: "end-to-end digest of the original bytes does not hold".into(),
+                        expected: Some(hex(&t.digest)),
+                        found: Some(hex(&d)),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+    }
+    problems.extend(seq_problems.into_iter().map(|what| Problem {
+        kind: ProblemKind::Missing,
+        device: media_set.to_string(),
+        position: Some(pos),
+        what,
+        ..Default::default()
+    }));
+    if opts.stop_on_error {
+        problems.truncate(1);
+    }
+    let verdict = Verdict::of(&problems, complete);
+    SetReport {
+        position: pos,
+        verdict,
+        problems,
+        bytes_checked: bytes,
+        original_bytes_checked: orig_checked,
+        seconds,
+    }
 }
 
 type Tx<'a> = Option<(&'a Decoders, Sender<'a, DecodeJob>)>;

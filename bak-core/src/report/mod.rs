@@ -1,6 +1,7 @@
-//! Layer 7, typed reports: what operations return. Verdicts and problems are types, never
-//! decided from message text; listings are typed facts (dates as numbers), which the tools
-//! format as rows (bak-cli). Imports only the bytes layer (for [`MediaKind`]) and errors.
+//! Typed reports: what the operations return. Verdicts and problems are types, never decided
+//! from message text; listings are typed facts (dates as numbers, formatted only when
+//! serialised). A leaf beside the layer stack: it imports only the bytes layer ([`MediaKind`],
+//! `hex`), the date helper and errors, and the operations above build its values.
 
 use serde::Serialize;
 
