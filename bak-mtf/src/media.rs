@@ -14,8 +14,6 @@ use bak_core::device::{read_full_at, spool, RandomRead, ReadDevice};
 use bak_core::engine::{guarded, Ordered, Placement, Pool, Queue, Stop};
 use bak_core::error::{Error, Location, Result};
 
-/// Magic of a compressed SQL Server backup.
-pub(crate) const MSSQLBAK: &[u8; 8] = b"MSSQLBAK";
 /// The two u32 after the magic in every compressed fixture; anything else is a version this
 /// reader has not seen.
 const MSSQLBAK_VERSION: (u32, u32) = (2, 3);
@@ -90,15 +88,9 @@ pub(crate) struct Media {
     cache: Mutex<Option<(usize, Arc<Vec<u8>>)>>,
 }
 
-/// What `sniff` recognises.
+/// What the SQL Server reader recognises: bak-core's format detection, MTF kinds only.
 pub(crate) fn sniff(head: &[u8]) -> Option<MediaKind> {
-    if head.starts_with(MSSQLBAK) {
-        Some(MediaKind::MtfCompressed)
-    } else if head.starts_with(b"TAPE") {
-        Some(MediaKind::Mtf)
-    } else {
-        None
-    }
+    bak_core::bytes::sniff(head).filter(|k| *k != MediaKind::Bak)
 }
 
 fn hex_head(b: &[u8]) -> String {
@@ -644,11 +636,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sniffing() {
+    fn sniffing_takes_mtf_and_leaves_bak_media() {
         assert_eq!(sniff(b"TAPE\0\0"), Some(MediaKind::Mtf));
-        assert_eq!(sniff(b"MSSQLBAK\x02\0\0\0"), Some(MediaKind::MtfCompressed));
-        assert_eq!(sniff(b"BAK1"), None);
-        assert_eq!(sniff(b""), None);
+        let mut bak = vec![0u8; 16];
+        bak[..4].copy_from_slice(&0x184D_2A5Bu32.to_le_bytes());
+        bak[8..12].copy_from_slice(b"BKMH");
+        assert_eq!(bak_core::bytes::sniff(&bak), Some(MediaKind::Bak));
+        assert_eq!(sniff(&bak), None);
     }
 
     #[test]

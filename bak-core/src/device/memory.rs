@@ -100,19 +100,29 @@ impl RandomRead for MemDevice {
     }
 }
 
-impl ReadDevice for MemDevice {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn caps(&self) -> Caps {
+impl MemDevice {
+    /// A handle has every capability but a durable sync and a lock; a stream none.
+    fn mem_caps(&self) -> Caps {
         if self.streaming {
             return Caps::default();
         }
         Caps {
             random_read: true,
+            overwrite: true,
+            truncate: true,
+            append: true,
             map: true,
             ..Caps::default()
         }
+    }
+}
+
+impl ReadDevice for MemDevice {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn caps(&self) -> Caps {
+        self.mem_caps()
     }
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = RandomRead::read_at(self, buf, self.pos)?;
@@ -162,17 +172,7 @@ impl WriteDevice for MemDevice {
         &self.name
     }
     fn caps(&self) -> Caps {
-        if self.streaming {
-            return Caps::default();
-        }
-        Caps {
-            random_read: true,
-            overwrite: true,
-            truncate: true,
-            append: true,
-            map: true,
-            ..Caps::default()
-        }
+        self.mem_caps()
     }
     fn existing(&self) -> Option<&dyn RandomRead> {
         (!self.streaming).then_some(self as &dyn RandomRead)
