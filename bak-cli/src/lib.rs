@@ -11,6 +11,15 @@ use bak_core::Error;
 
 pub mod dates;
 
+/// `eprintln!` that cannot panic: a closed stderr (`2> >(head -c0)`) must not stop a tool.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 /// Exit code: everything checked is good.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: the media are damaged or incomplete.
@@ -205,7 +214,9 @@ impl Progress {
                     .total
                     .map(|t| format!(" ({}%)", done.saturating_mul(100) / t))
                     .unwrap_or_default();
-                eprintln!(
+                // A closed stderr must not stop a backup (eprintln! would panic on EPIPE).
+                let _ = writeln!(
+                    std::io::stderr(),
                     "{} {} bytes{pct} in {:.2} s ({:.1} MB/s)",
                     self.verb,
                     done,
@@ -407,7 +418,7 @@ pub fn announce(tool: &str, media: &Media, quiet: bool) {
         for d in devs {
             let l = d.label();
             let kind = l.media_format.map_or("SQL Server backup", |k| k.describe());
-            eprintln!("{tool}: {}: {kind}", d.name());
+            let _ = writeln!(std::io::stderr(), "{tool}: {}: {kind}", d.name());
         }
     }
 }

@@ -139,7 +139,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 if !damaged.is_empty() {
                     out.flush()?;
                     for d in damaged {
-                        eprintln!("bak-header: earlier backup sets cannot be listed: {d}");
+                        bak_cli::say!("bak-header: earlier backup sets cannot be listed: {d}");
                     }
                     return Ok(bak_cli::EXIT_DAMAGED);
                 }
@@ -165,7 +165,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
 fn check_set_given(cats: &[list::FamilyCatalog]) {
     if let Some(c) = cats.first() {
         if (c.media.family_count as usize) != cats.len() {
-            eprintln!(
+            bak_cli::say!(
                 "bak-header: note: {} of {} families given; IsComplete is false until every family is given",
                 cats.len(),
                 c.media.family_count

@@ -118,7 +118,7 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice]) -> anyhow::Result<u8> {
         .map_err(|e| bak_core::Error::io(&name, "write", e))?;
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
-        eprintln!(
+        bak_cli::say!(
             "RESTORE processed {n} bytes in {secs:.2} s ({:.1} MB/s)",
             mb_per_s(n, secs)
         );
@@ -178,7 +178,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     progress.finish();
     let s = r?;
     if !args.quiet {
-        eprintln!(
+        bak_cli::say!(
             "RESTORE processed {} bytes in {} blocks from {} famil{} in {:.2} s ({:.1} MB/s)",
             s.original_bytes,
             s.blocks,

@@ -226,7 +226,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         println!("{v}");
     }
     if !args.quiet {
-        eprintln!(
+        bak_cli::say!(
             "BACKUP processed {} bytes in {} blocks on {} famil{} in {:.2} s ({:.1} MB/s)",
             s.original_bytes,
             s.blocks,

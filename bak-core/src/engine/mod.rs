@@ -501,6 +501,46 @@ pub fn guarded<T>(what: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T
     }
 }
 
+/// Start a thread of a scope, for the part `what` of an operation. When the system refuses a
+/// thread (a process or memory limit), the stop fails with a refusal (every other part then ends) and `None` is
+/// returned, instead of the panic of `Scope::spawn` that would leave the started parts
+/// waiting.
+pub fn spawn_part<'scope, 'env, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    stop: &Stop,
+    what: &'static str,
+    f: impl FnOnce() -> T + Send + 'scope,
+) -> Option<std::thread::ScopedJoinHandle<'scope, T>> {
+    match std::thread::Builder::new().spawn_scoped(s, f) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            stop.fail(Error::refused(
+                crate::error::Refusal::Usage,
+                format!(
+                    "cannot start a thread for the {what}: {}; use fewer threads (-T)",
+                    crate::error::io_words(&e)
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Raises a stop if the thread that holds it unwinds (a panic in an operation's own thread),
+/// so the parts it started do not wait forever for what it would have done.
+pub struct RaiseOnPanic<'a>(pub &'a Stop);
+
+impl Drop for RaiseOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail(Error::Internal {
+                what: "the operation's own thread panicked".into(),
+                detail: None,
+            });
+        }
+    }
+}
+
 /// Run a thread body under `stop`: its error raises the stop (the first error wins).
 pub fn run_part(stop: &Stop, what: &'static str, f: impl FnOnce() -> Result<()>) {
     if let Err(e) = guarded(what, f) {

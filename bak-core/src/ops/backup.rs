@@ -12,7 +12,9 @@ use std::time::Instant;
 use crate::bytes::*;
 use crate::codec::{raw_pieces, Encoded, Encoder};
 use crate::device::{check_distinct, open_write, write_all, WriteDevice};
-use crate::engine::{run_part, Cell, Ordered, Placement, Pool, Queue, Stop};
+use crate::engine::{
+    run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
+};
 use crate::error::{Error, Refusal, Result};
 use crate::media::append::{inspect, plan, write_slot, Found, MediaRequest, Plan};
 use crate::media::InitMode;
@@ -269,9 +271,10 @@ pub fn backup(
     };
 
     let results: Vec<Option<(u16, u64, u64)>> = std::thread::scope(|s| {
+        let _guard = RaiseOnPanic(&op);
         for _ in 0..threads {
             let op = &op;
-            s.spawn(move || {
+            spawn_part(s, op, "compression", move || {
                 run_part(op, "compression", || {
                     let mut enc = Encoder::new(opts.codec, buf_size)?;
                     while let Some(Job { seq, buf }) = jobs.pop() {
@@ -289,7 +292,7 @@ pub fn backup(
             .map(|(i, (d, p))| {
                 let header = set_header(p.label.family_number).encode();
                 let cx = &cx;
-                s.spawn(move || {
+                spawn_part(s, cx.stop, "device writer", move || {
                     let mut out = None;
                     run_part(cx.stop, "device writer", || {
                         out = Some(device_writer(i, d, p, header, cx)?);
@@ -308,7 +311,7 @@ pub fn backup(
         }
         handles
             .into_iter()
-            .map(|h| h.join().ok().flatten())
+            .map(|h| h.and_then(|h| h.join().ok().flatten()))
             .collect()
     });
     op.outcome(())?;

@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use crate::bytes::*;
 use crate::codec::Decoder;
-use crate::engine::{run_part, write_all_vectored, Cell, Ordered, Placement, Pool, Queue, Stop};
+use crate::engine::{
+    run_part, spawn_part, write_all_vectored, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic,
+    Stop,
+};
 use crate::error::{Error, Location, Result};
 use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser};
@@ -200,9 +203,10 @@ pub fn restore(
     let (pool, heads, jobs, done, trailer) = (&pool, &heads, &jobs, &done, &trailer);
 
     let outcome = std::thread::scope(|s| -> Result<(u64, u64, u64, [u8; 16])> {
+        let _guard = RaiseOnPanic(&op);
         for (i, f) in fams.into_iter().enumerate() {
             let op = &op;
-            s.spawn(move || {
+            spawn_part(s, op, "family reader", move || {
                 run_part(op, "family reader", || {
                     family_reader(i, f, pool, heads, per_family)
                 })
@@ -211,14 +215,14 @@ pub fn restore(
         let tx = jobs.sender();
         let set_at2 = set_at.clone();
         let op2 = &op;
-        s.spawn(move || {
+        spawn_part(s, op2, "sequencer", move || {
             run_part(op2, "sequencer", || {
                 sequencer(n, heads, &tx, done, trailer, &set_at2)
             })
         });
         for _ in 0..threads {
             let op = &op;
-            s.spawn(move || {
+            spawn_part(s, op, "decompression", move || {
                 run_part(op, "decompression", || {
                     let mut dec = Decoder::new()?;
                     while let Some(Job { header, buf, at }) = jobs.pop() {
@@ -317,6 +321,15 @@ fn family_reader(i: usize, f: Started, pool: &Pool, heads: &Cell<Heads>, cap: us
         match ev {
             None => unreachable!("the set was started"),
             Some(Event::Block(h, at)) => {
+                // Room in this family's queue first, then a buffer: a family never holds a
+                // buffer while it waits for room, so a slow family always finds one for the
+                // block everyone waits for (a buffer held per waiting family could leave none).
+                if heads
+                    .wait_for(|h| (h.q[i].len() < cap).then_some(()))
+                    .is_none()
+                {
+                    return Ok(());
+                }
                 let Some(mut buf) = pool.get() else {
                     return Ok(());
                 };

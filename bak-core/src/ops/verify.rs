@@ -17,7 +17,7 @@ use std::time::Instant;
 use crate::bytes::*;
 use crate::codec::{check_stored, Decoder};
 use crate::device::Mapping;
-use crate::engine::{run_part, Pool, Queue, Sender, Stop};
+use crate::engine::{run_part, spawn_part, Pool, Queue, RaiseOnPanic, Sender, Stop};
 use crate::error::{Error, Location, Result};
 use crate::media::family::scan_family;
 use crate::media::open::{order_families, Opened};
@@ -159,25 +159,28 @@ pub fn verify(
     };
     let dec = (!opts.fast).then_some(&decoders);
     let results: Vec<Option<FamResult>> = std::thread::scope(|s| {
-        if let Some(d) = dec {
-            for _ in 0..threads {
-                let op = &op;
-                s.spawn(move || run_part(op, "decompression", || d.work()));
-            }
-        }
-        // Every family's sender exists before any family starts: the queue closes when the
+        let _guard = RaiseOnPanic(&op);
+        // Every family's sender exists before any thread starts: the queue closes when the
         // last one is dropped, and a family that ends early must not close it on the others.
         let txs: Vec<Tx<'_>> = devs
             .iter()
             .map(|_| dec.map(|d| (d, d.jobs.sender())))
             .collect();
+        if let Some(d) = dec {
+            for _ in 0..threads {
+                let op = &op;
+                spawn_part(s, op, "decompression", move || {
+                    run_part(op, "decompression", || d.work())
+                });
+            }
+        }
         let hs: Vec<_> = devs
             .into_iter()
             .zip(txs)
             .map(|(d, tx)| {
                 let done = &done;
                 let op = &op;
-                s.spawn(move || {
+                spawn_part(s, op, "family verifier", move || {
                     let mut out = None;
                     run_part(op, "family verifier", || {
                         out = Some(verify_family(d, opts, tx, op, &|k| {
@@ -189,7 +192,9 @@ pub fn verify(
                 })
             })
             .collect();
-        hs.into_iter().map(|h| h.join().ok().flatten()).collect()
+        hs.into_iter()
+            .map(|h| h.and_then(|h| h.join().ok().flatten()))
+            .collect()
     });
     op.outcome(())?;
     let mut fams: Vec<FamResult> = results.into_iter().flatten().collect();
