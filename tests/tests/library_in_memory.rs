@@ -100,8 +100,15 @@ fn a_damaged_byte_in_memory_media_is_found_and_never_restored() {
     let devs = vec![MemDevice::new("d1"), MemDevice::new("d2")];
     let input = data(700_000, 3);
     write_to(&devs, &input, &opts(Codec::None));
-    // A byte in the middle of the first family's data.
-    devs[0].edit(|b| {
+    // A byte in the middle of the family holding the most data (the first free writer takes
+    // each block, so the other may hold only its label).
+    let fam = if devs[0].to_vec().len() >= devs[1].to_vec().len() {
+        0
+    } else {
+        1
+    };
+    let name = format!("d{}", fam + 1);
+    devs[fam].edit(|b| {
         let i = b.len() / 2;
         b[i] ^= 0x40;
     });
@@ -110,9 +117,16 @@ fn a_damaged_byte_in_memory_media_is_found_and_never_restored() {
             .map(|d| Box::new(d.handle()) as Box<dyn ReadDevice>)
             .collect()
     };
-    let e = read_from(readers(), 1).unwrap_err();
+    let e = match read_from(readers(), 1) {
+        Ok(out) => panic!("restored {} bytes from damaged media", out.len()),
+        Err(e) => e,
+    };
     assert!(e.is_media_damage(), "{e}");
-    assert!(e.to_string().starts_with("d1: family 1, set 1"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{name}: family {}, set 1", fam + 1)),
+        "{e}"
+    );
     let reports = verify(
         open_devices(readers()).unwrap(),
         &VerifyOptions::default(),
@@ -121,7 +135,7 @@ fn a_damaged_byte_in_memory_media_is_found_and_never_restored() {
     )
     .unwrap();
     assert_eq!(reports[0].verdict, Verdict::Damaged);
-    assert_eq!(reports[0].problems[0].device, "d1");
+    assert_eq!(reports[0].problems[0].device, name);
 }
 
 #[test]
