@@ -162,11 +162,14 @@ fn unsupported(what: &str) -> io::Error {
     )
 }
 
-/// Write all of `bufs` to a device, resuming after short writes.
-pub fn write_all(dev: &mut dyn WriteDevice, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+/// Write all of several slices to any writer with `writev`, resuming after short writes.
+pub fn write_all_vectored(
+    w: &mut (impl io::Write + ?Sized),
+    mut bufs: &mut [IoSlice<'_>],
+) -> io::Result<()> {
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
-        match dev.write_vectored(bufs) {
+        match w.write_vectored(bufs) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => IoSlice::advance_slices(&mut bufs, n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -176,15 +179,27 @@ pub fn write_all(dev: &mut dyn WriteDevice, mut bufs: &mut [IoSlice<'_>]) -> io:
     Ok(())
 }
 
-/// `std::io::Read` over a [`ReadDevice`]'s cursor.
-pub struct DeviceRead<'a>(pub &'a mut dyn ReadDevice);
+/// Write all of `bufs` to a device at its cursor.
+pub fn write_all(dev: &mut dyn WriteDevice, bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    write_all_vectored(&mut DeviceWrite(dev), bufs)
+}
 
-impl io::Read for DeviceRead<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
+/// `std::io::Write` over a [`WriteDevice`]'s cursor.
+struct DeviceWrite<'a>(&'a mut dyn WriteDevice);
+
+impl io::Write for DeviceWrite<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_vectored(&[IoSlice::new(buf)])
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
+/// A boxed device reads front to back as any `std::io::Read`.
 impl io::Read for Box<dyn ReadDevice> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         ReadDevice::read(&mut **self, buf)

@@ -466,23 +466,6 @@ impl<S: Send + 'static> Cell<S> {
     }
 }
 
-/// Write all of several slices with `writev`, resuming after short writes.
-pub fn write_all_vectored(
-    w: &mut (impl std::io::Write + ?Sized),
-    mut bufs: &mut [std::io::IoSlice<'_>],
-) -> std::io::Result<()> {
-    std::io::IoSlice::advance_slices(&mut bufs, 0);
-    while !bufs.is_empty() {
-        match w.write_vectored(bufs) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => std::io::IoSlice::advance_slices(&mut bufs, n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Run a thread body, turning a panic into [`Error::Internal`] (never a refusal or damage)
 /// instead of tearing the process down.
 pub fn guarded<T>(what: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {

@@ -142,28 +142,11 @@ impl Opened {
                 .map_err(|e| Error::io(&self.name, "seek", e))?;
             return Ok(RecordReader::new(Box::new(d), offset, at));
         }
-        let name = self.name.clone();
-        let mut r = RecordReader::new(
-            Box::new(ReadAll(self.into_device())) as Box<dyn Read + Send>,
-            0,
-            at,
-        );
+        let mut r = RecordReader::new(Box::new(self.into_device()) as Box<dyn Read + Send>, 0, at);
         if offset > 0 {
-            r.skip(offset, "the start of the media")
-                .map_err(|e| match e {
-                    Error::Io { source, .. } => Error::io(name, "read", source),
-                    other => other,
-                })?;
+            r.skip(offset, "the start of the media")?;
         }
         Ok(r)
-    }
-}
-
-struct ReadAll(Box<dyn ReadDevice>);
-
-impl Read for ReadAll {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
     }
 }
 

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use crate::bytes::*;
 use crate::codec::Decoder;
+use crate::device::write_all_vectored;
 use crate::engine::{
-    run_part, spawn_part, write_all_vectored, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic,
-    Stop,
+    run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
 };
 use crate::error::{Error, Location, Result};
 use crate::media::open::{order_families, Opened};
@@ -106,27 +106,34 @@ fn start(fams: Vec<Positioned>, position: u32, count_before: u32) -> Result<Vec<
     let mut out = Vec::with_capacity(fams.len());
     for mut fam in fams {
         let mut parser = fam.parser(position);
-        let mut leading = None;
-        while leading.is_none() {
-            match parser.next(&mut fam.reader)? {
+        let leading = loop {
+            let ev = parser.next(&mut fam.reader)?;
+            first_problem(&mut parser)?;
+            match ev {
                 None => {
                     return Err(Error::NoSuchSet {
                         position,
                         count: count_before,
                     })
                 }
-                Some(Event::Leading(l)) => leading = Some(l),
+                Some(Event::Leading(l)) => break l,
                 Some(_) => {}
             }
-            first_problem(&mut parser)?;
-        }
+        };
         out.push(Started {
             fam,
             parser,
-            leading: leading.unwrap_or_else(|| unreachable!()),
+            leading,
         });
     }
     Ok(out)
+}
+
+fn internal(what: &str) -> Error {
+    Error::Internal {
+        what: what.into(),
+        detail: None,
+    }
 }
 
 /// The name of a media set in messages about the whole set: its devices.
@@ -319,7 +326,8 @@ fn family_reader(i: usize, f: Started, pool: &Pool, heads: &Cell<Heads>, cap: us
         let ev = parser.next(&mut fam.reader)?;
         first_problem(&mut parser)?;
         match ev {
-            None => unreachable!("the set was started"),
+            // The parser gives no end before a set header, and that header was read.
+            None => return Err(internal("the set parser ended a started set")),
             Some(Event::Block(h, at)) => {
                 // Room in this family's queue first, then a buffer: a family never holds a
                 // buffer while it waits for room, so a slow family always finds one for the
@@ -346,7 +354,9 @@ fn family_reader(i: usize, f: Started, pool: &Pool, heads: &Cell<Heads>, cap: us
             Some(Event::Trailing(t)) => trailing = Some((t, fam.reader.location())),
             Some(Event::End(_)) => {
                 let Some((trailing, at)) = trailing else {
-                    unreachable!("the parser gives a trailing config before the end")
+                    return Err(internal(
+                        "the set parser gave an end before a trailing config",
+                    ));
                 };
                 push(FamItem::End { trailing, at });
                 return Ok(());
@@ -378,11 +388,12 @@ fn sequencer(
                 match q.front() {
                     Some(FamItem::Block { header, at, .. }) => {
                         if header.seq == next {
-                            let Some(FamItem::Block { header, buf, at }) = h.q[i].pop_front()
-                            else {
-                                unreachable!()
-                            };
-                            return Some(Ok(Step::Block(Job { header, buf, at })));
+                            return Some(match h.q[i].pop_front() {
+                                Some(FamItem::Block { header, buf, at }) => {
+                                    Ok(Step::Block(Job { header, buf, at }))
+                                }
+                                _ => Err(internal("a family's head changed under the sequencer")),
+                            });
                         }
                         if header.seq < next {
                             return Some(Err(Error::mismatch(

@@ -97,9 +97,9 @@ impl Problem {
             other => (ProblemKind::Corrupt, other.to_string(), None, None),
         };
         let loc = match e {
-            Error::Corrupt { at, .. }
-            | Error::Truncated { at, .. }
-            | Error::UnsupportedVersion { at, .. } => at,
+            Error::Corrupt { at: loc, .. }
+            | Error::Truncated { at: loc, .. }
+            | Error::UnsupportedVersion { at: loc, .. } => loc,
             _ => at,
         };
         Problem {
