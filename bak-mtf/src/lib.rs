@@ -518,8 +518,9 @@ pub fn list_streams(devices: &[MtfDevice], position: u32) -> Result<Vec<StreamRo
     Ok(rows)
 }
 
-fn write_err(e: std::io::Error) -> Error {
-    Error::io("output", "write", e)
+/// An error writing the output, named as the caller names it.
+fn write_err(out_name: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::io(out_name, "write", e)
 }
 
 /// Copy a set's data stream (the database pages, in media order) or log stream to `out`;
@@ -530,6 +531,7 @@ pub fn read_stream(
     position: u32,
     kind: StreamKind,
     out: &mut dyn Write,
+    out_name: &str,
 ) -> Result<u64> {
     let fams = media_set(devices, true)?;
     let holders: Vec<(&MtfDevice, &SetRec)> = fams
@@ -597,13 +599,13 @@ pub fn read_stream(
         for st in streams {
             let (off, len) = payload(st);
             let Some(k) = sums.iter().position(|c| c.hdr_off == st.hdr_off) else {
-                written += copy_range(&d.media, off, len, out, None)?;
+                written += copy_range(&d.media, off, len, out, out_name, None)?;
                 continue;
             };
             // A backup checksum: the bytes are checked as they go out, and a mismatch fails
             // the restore at the stream's end (RESTORE WITH CHECKSUM does the same).
             let mut c = sums.swap_remove(k);
-            written += copy_range(&d.media, off, len, out, Some(&mut c.sum))?;
+            written += copy_range(&d.media, off, len, out, out_name, Some(&mut c.sum))?;
             if let Some(o) = c.csum_off {
                 if let Some(b) = d.media.read_vec(o, 4)? {
                     c.stored_len = b.len().min(4);
@@ -628,13 +630,13 @@ pub fn read_stream(
             }
         }
     }
-    out.flush().map_err(write_err)?;
+    out.flush().map_err(write_err(out_name))?;
     Ok(written)
 }
 
 /// Write the MTF stream of a device: decompressed for a compressed backup (`bak-read --mtf`),
 /// a plain copy otherwise. Returns the bytes written.
-pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write) -> Result<u64> {
+pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write, out_name: &str) -> Result<u64> {
     if let Some(map) = &device.media.map {
         if let Some(d) = map.damage.first() {
             let mut at = device.loc().at(d.file_off);
@@ -681,13 +683,13 @@ pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write) -> Result<u64> {
                 } else {
                     bytes
                 };
-                out.write_all(bytes).map_err(write_err)?;
+                out.write_all(bytes).map_err(write_err(out_name))?;
                 written += bytes.len() as u64;
                 Ok(())
             }
             Err((_, e)) => Err(e),
         })?;
-    out.flush().map_err(write_err)?;
+    out.flush().map_err(write_err(out_name))?;
     Ok(written)
 }
 
@@ -698,6 +700,7 @@ fn copy_range(
     off: u64,
     len: u64,
     out: &mut dyn Write,
+    out_name: &str,
     mut sum: Option<&mut csum::StreamSum>,
 ) -> Result<u64> {
     let mut written = 0u64;
@@ -706,7 +709,7 @@ fn copy_range(
             if let Some(s) = sum.as_deref_mut() {
                 s.feed(bytes);
             }
-            out.write_all(bytes).map_err(write_err)?;
+            out.write_all(bytes).map_err(write_err(out_name))?;
             written += bytes.len() as u64;
             Ok(())
         }

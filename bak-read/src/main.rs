@@ -95,25 +95,15 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice]) -> anyhow::Result<u8> {
             devs.len() == 1,
             "--mtf writes the MTF stream of one file; give one device"
         );
-        mtf::write_mtf(&devs[0], &mut out)
+        mtf::write_mtf(&devs[0], &mut out, &name)
     } else {
         let kind = if args.stream == "log" {
             mtf::StreamKind::Log
         } else {
             mtf::StreamKind::Data
         };
-        mtf::read_stream(devs, args.file, kind, &mut out)
-    }
-    .map_err(|e| match e {
-        bak_core::Error::Io { path, op, source } if path.as_os_str().is_empty() => {
-            bak_core::Error::Io {
-                path: name.clone().into(),
-                op,
-                source,
-            }
-        }
-        e => e,
-    })?;
+        mtf::read_stream(devs, args.file, kind, &mut out, &name)
+    }?;
     out.flush()
         .map_err(|e| bak_core::Error::io(&name, "write", e))?;
     if !args.quiet {

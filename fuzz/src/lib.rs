@@ -124,7 +124,7 @@ pub fn exercise_mtf(dev: Box<dyn ReadDevice>) {
         let _ = bak_mtf::list_streams(&devs, p);
         for kind in [StreamKind::Data, StreamKind::Log] {
             let mut out = Sink::default();
-            if let Ok(n) = bak_mtf::read_stream(&devs, p, kind, &mut out) {
+            if let Ok(n) = bak_mtf::read_stream(&devs, p, kind, &mut out, "out") {
                 assert_eq!(
                     n, out.0,
                     "read_stream count disagrees with the bytes written"
@@ -133,7 +133,7 @@ pub fn exercise_mtf(dev: Box<dyn ReadDevice>) {
         }
     }
     let mut out = Sink::default();
-    if let Ok(n) = bak_mtf::write_mtf(&devs[0], &mut out) {
+    if let Ok(n) = bak_mtf::write_mtf(&devs[0], &mut out, "out") {
         assert_eq!(n, out.0, "write_mtf count disagrees with the bytes written");
     }
     let _ = bak_mtf::verify(&devs, None, false);

@@ -334,7 +334,7 @@ fn mtf_stream_claiming_1_tib_is_not_allocated() {
         let _ = mtf::header_only(&devs);
         let _ = mtf::verify(&devs, None, false);
         let mut sink = std::io::sink();
-        let r = mtf::read_stream(&devs, 1, StreamKind::Data, &mut sink);
+        let r = mtf::read_stream(&devs, 1, StreamKind::Data, &mut sink, "out");
         assert!(
             r.is_err(),
             "a 1 TiB stream in a small file was read as whole"

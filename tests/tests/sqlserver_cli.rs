@@ -236,3 +236,26 @@ fn the_mtf_stream_of_a_compressed_backup_stands_on_its_own() {
         }
     }
 }
+
+#[test]
+fn a_full_output_is_named_by_its_path_for_sqlserver_backups_too() {
+    let Some(dir) = crate::util::fixtures_or_skip() else {
+        return;
+    };
+    let f = dir.join("pubs_UGR95.bak");
+    for extra in [&[][..], &["--mtf"][..]] {
+        let mut a: Vec<std::ffi::OsString> =
+            vec!["--quiet".into(), "-o".into(), "/dev/full".into()];
+        a.extend(extra.iter().map(|x| x.into()));
+        a.push(f.clone().into());
+        let r = crate::util::run("bak-read", &crate::util::os(&a), b"");
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("/dev/full: write failed: no space left on device"),
+            "{}",
+            r.stderr
+        );
+        assert!(!r.stderr.contains("output"), "{}", r.stderr);
+    }
+}

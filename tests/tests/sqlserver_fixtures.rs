@@ -141,7 +141,7 @@ fn a_striped_pair_reads_as_one_set() {
     // Each family's MQDA is 786434 bytes (0xc0002); the log (65538) is on family 1 only.
     let mut data = Vec::new();
     assert_eq!(
-        mtf::read_stream(&devs, 1, StreamKind::Data, &mut data).unwrap(),
+        mtf::read_stream(&devs, 1, StreamKind::Data, &mut data, "out").unwrap(),
         2 * 786432
     );
     // Family 1 starts with the file header page 1:0 (page header bytes 32..38 = 0 0 0 0 1 0),
@@ -150,12 +150,12 @@ fn a_striped_pair_reads_as_one_set() {
     assert_eq!(&data[786432 + 32..786432 + 38], &[8, 0, 0, 0, 1, 0]);
     let mut log = Vec::new();
     assert_eq!(
-        mtf::read_stream(&devs, 1, StreamKind::Log, &mut log).unwrap(),
+        mtf::read_stream(&devs, 1, StreamKind::Log, &mut log, "out").unwrap(),
         65536
     );
     // A lone family can still be listed, and reading it names the missing family.
     let lone = [open(&dir, "stripe2008r2_full_fam1.bak")];
-    let e = mtf::read_stream(&lone, 1, StreamKind::Data, &mut Vec::new()).unwrap_err();
+    let e = mtf::read_stream(&lone, 1, StreamKind::Data, &mut Vec::new(), "out").unwrap_err();
     assert!(e.to_string().contains("family 2 missing"), "{e}");
 }
 
@@ -180,13 +180,13 @@ fn log_and_differential_types_come_from_the_media() {
         r.backup_start_date.map(|t| t.to_string()).as_deref(),
         Some("2019-05-02T20:05:55Z")
     );
-    let e = mtf::read_stream(&logs, 1, StreamKind::Data, &mut Vec::new()).unwrap_err();
+    let e = mtf::read_stream(&logs, 1, StreamKind::Data, &mut Vec::new(), "out").unwrap_err();
     assert!(
         matches!(e, Error::Unsupported { .. }) && e.to_string().contains("use the log stream"),
         "{e}"
     );
     assert_eq!(
-        mtf::read_stream(&logs, 1, StreamKind::Log, &mut Vec::new()).unwrap(),
+        mtf::read_stream(&logs, 1, StreamKind::Log, &mut Vec::new(), "out").unwrap(),
         65536
     );
     let r = &mtf::header_only(&[diff]).unwrap()[0];
@@ -215,11 +215,11 @@ fn appended_sets_are_picked_by_position() {
     // MQDA lengths 1835010 and 1900546, less the 2-byte pad.
     let mut out = Vec::new();
     assert_eq!(
-        mtf::read_stream(&devs, 2, StreamKind::Data, &mut out).unwrap(),
+        mtf::read_stream(&devs, 2, StreamKind::Data, &mut out, "out").unwrap(),
         1900544
     );
     assert_eq!(
-        mtf::read_stream(&devs, 1, StreamKind::Data, &mut out).unwrap(),
+        mtf::read_stream(&devs, 1, StreamKind::Data, &mut out, "out").unwrap(),
         1835008
     );
     assert!(matches!(
@@ -257,7 +257,7 @@ fn a_linux_backup_and_a_media_password_still_read() {
         mtf::header_only(&devs).unwrap()[0].database_name.as_deref(),
         Some("stripetest")
     );
-    assert!(mtf::read_stream(&devs, 1, StreamKind::Data, &mut Vec::new()).unwrap() > 0);
+    assert!(mtf::read_stream(&devs, 1, StreamKind::Data, &mut Vec::new(), "out").unwrap() > 0);
 }
 
 #[test]
@@ -282,19 +282,19 @@ fn compressed_backups_decode_list_and_read() {
     // The 55 chunks decode to 3234816 bytes, and three raw 512-byte SFMB blocks are kept.
     let mut m = Vec::new();
     assert_eq!(
-        mtf::write_mtf(&fulls[0], &mut m).unwrap(),
+        mtf::write_mtf(&fulls[0], &mut m, "out").unwrap(),
         3234816 + 3 * 512
     );
     assert_eq!(&m[..4], b"TAPE");
     // MQDA streams of 3014658 and 131074 bytes, less their pads.
     assert_eq!(
-        mtf::read_stream(&fulls, 1, StreamKind::Data, &mut Vec::new()).unwrap(),
+        mtf::read_stream(&fulls, 1, StreamKind::Data, &mut Vec::new(), "out").unwrap(),
         3014656 + 131072
     );
     let logs = [log];
     assert_eq!(mtf::header_only(&logs).unwrap()[0].backup_type, Some(2));
     assert!(matches!(
-        mtf::read_stream(&logs, 1, StreamKind::Data, &mut Vec::new()),
+        mtf::read_stream(&logs, 1, StreamKind::Data, &mut Vec::new(), "out"),
         Err(Error::Unsupported { .. })
     ));
     let rows = mtf::header_only(&[two]).unwrap();
@@ -331,7 +331,7 @@ fn a_damaged_compressed_chunk_is_named() {
             .any(|p| p.offset == Some(0x600)),
         "{reps:?}"
     );
-    let e = mtf::write_mtf(&d, &mut Vec::new()).unwrap_err();
+    let e = mtf::write_mtf(&d, &mut Vec::new(), "out").unwrap_err();
     assert!(
         matches!(&e, Error::Corrupt { at, .. } if at.offset == Some(0x600)),
         "{e}"

@@ -58,20 +58,20 @@ fn appended_sets_list_verify_and_read_back() {
     assert_eq!(files[1].file_type, "L");
     let mut out = Vec::new();
     assert_eq!(
-        mtf::read_stream(&devs, 2, StreamKind::Data, &mut out).unwrap(),
+        mtf::read_stream(&devs, 2, StreamKind::Data, &mut out, "out").unwrap(),
         8 * 8192
     );
     assert_eq!(out, pages(8..16));
     let mut log = Vec::new();
-    mtf::read_stream(&devs, 3, StreamKind::Log, &mut log).unwrap();
+    mtf::read_stream(&devs, 3, StreamKind::Log, &mut log, "out").unwrap();
     assert_eq!(log, spec.sets[2].log);
-    let e = mtf::read_stream(&devs, 3, StreamKind::Data, &mut Vec::new()).unwrap_err();
+    let e = mtf::read_stream(&devs, 3, StreamKind::Data, &mut Vec::new(), "out").unwrap_err();
     assert!(
         matches!(e, Error::Unsupported { .. }) && e.to_string().contains("use the log stream"),
         "{e}"
     );
     assert!(matches!(
-        mtf::read_stream(&devs, 9, StreamKind::Data, &mut Vec::new()),
+        mtf::read_stream(&devs, 9, StreamKind::Data, &mut Vec::new(), "out"),
         Err(Error::NoSuchSet {
             position: 9,
             count: 3
@@ -111,7 +111,7 @@ fn odd_block_and_filemark_sizes_verify_and_read() {
             "lbs {lbs} sfm {sfm}: {reps:?}"
         );
         let mut out = Vec::new();
-        mtf::read_stream(&devs, 2, StreamKind::Data, &mut out).unwrap();
+        mtf::read_stream(&devs, 2, StreamKind::Data, &mut out, "out").unwrap();
         assert_eq!(out, pages(0..24));
         assert_eq!(devs[0].label().logical_block_size, Some(lbs as u32));
     }
@@ -145,7 +145,7 @@ fn striped_set_in_any_order_and_a_missing_family() {
     assert_eq!(rows[0].family_count, Some(3));
     assert!(rows[0].is_complete);
     let mut out = Vec::new();
-    mtf::read_stream(&devs, 1, StreamKind::Data, &mut out).unwrap();
+    mtf::read_stream(&devs, 1, StreamKind::Data, &mut out, "out").unwrap();
     assert_eq!(out, pages(0..24), "families are read in family order");
     assert!(mtf::verify(&devs, None, false)
         .unwrap()
@@ -159,7 +159,7 @@ fn striped_set_in_any_order_and_a_missing_family() {
         "{e}"
     );
     assert!(matches!(
-        mtf::read_stream(&two, 1, StreamKind::Data, &mut Vec::new()),
+        mtf::read_stream(&two, 1, StreamKind::Data, &mut Vec::new(), "out"),
         Err(Error::MediaSet { .. })
     ));
     // A lone family says which family of how many, and headers still read.
@@ -280,7 +280,7 @@ fn stream_running_past_the_end_and_truncation() {
     let reps = verify_bytes("long.bak", &m);
     assert!(problems_at(&reps, off), "{reps:?}");
     let d = MtfDevice::open(&temp_file("long2.bak", &m)).unwrap();
-    assert!(mtf::read_stream(&[d], 1, StreamKind::Data, &mut Vec::new()).is_err());
+    assert!(mtf::read_stream(&[d], 1, StreamKind::Data, &mut Vec::new(), "out").is_err());
     // Cut the media anywhere: never a panic; a cut after the TAPE block gives a verdict.
     for cut in (0..good.len())
         .step_by(509)
@@ -375,7 +375,7 @@ fn write_mtf_of_a_plain_device_is_a_copy() {
     let m = build(&MediaSpec::default());
     let d = open("copy.bak", &m);
     let mut out = Vec::new();
-    assert_eq!(mtf::write_mtf(&d, &mut out).unwrap(), m.len() as u64);
+    assert_eq!(mtf::write_mtf(&d, &mut out, "out").unwrap(), m.len() as u64);
     assert_eq!(out, m);
 }
 
@@ -395,8 +395,8 @@ mod props {
                 let _ = mtf::header_only(&devs);
                 let _ = mtf::file_list(&devs, None);
                 let _ = mtf::verify(&devs, None, false);
-                let _ = mtf::read_stream(&devs, 1, StreamKind::Data, &mut Vec::new());
-                let _ = mtf::write_mtf(&devs[0], &mut Vec::new());
+                let _ = mtf::read_stream(&devs, 1, StreamKind::Data, &mut Vec::new(), "out");
+                let _ = mtf::write_mtf(&devs[0], &mut Vec::new(), "out");
             }
         }
 
@@ -412,8 +412,8 @@ mod props {
                 let _ = mtf::header_only(&devs);
                 let _ = mtf::list_streams(&devs, 1);
                 let _ = mtf::verify(&devs, None, false);
-                let _ = mtf::read_stream(&devs, 1, StreamKind::Data, &mut Vec::new());
-                let _ = mtf::read_stream(&devs, 2, StreamKind::Log, &mut Vec::new());
+                let _ = mtf::read_stream(&devs, 1, StreamKind::Data, &mut Vec::new(), "out");
+                let _ = mtf::read_stream(&devs, 2, StreamKind::Log, &mut Vec::new(), "out");
             }
         }
     }
