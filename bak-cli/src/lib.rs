@@ -10,6 +10,11 @@ use std::time::Instant;
 use bak_core::Error;
 
 pub mod dates;
+pub mod output;
+pub mod signals;
+
+pub use output::{Inputs, Output, OutputOptions};
+pub use signals::{stop_on_signals, EXIT_INTERRUPTED};
 
 /// `eprintln!` that cannot panic: a closed stderr (`2> >(head -c0)`) must not stop a tool.
 #[macro_export]
@@ -28,8 +33,8 @@ pub const EXIT_DAMAGED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 /// Text for `--help` of every tool.
-pub const EXIT_HELP: &str =
-    "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+pub const EXIT_HELP: &str = "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O \
+     error; 130 interrupted (SIGINT or SIGTERM).";
 
 /// Run a tool's body: print an error once as `tool: <chain>` on stderr and map it to the exit
 /// code. A broken pipe on the tool's output (stdout, when `quiet_broken_stdout`) ends quietly;
@@ -39,35 +44,52 @@ pub fn run(
     quiet_broken_stdout: bool,
     body: impl FnOnce() -> anyhow::Result<u8>,
 ) -> ExitCode {
-    match body() {
-        Ok(code) => ExitCode::from(code),
+    signals::set_tool(tool);
+    let result = body();
+    let notes = signals::take_notes();
+    let code = match result {
+        Ok(code) => code,
         Err(e) => {
-            if quiet_broken_stdout && is_broken_stdout(&e) {
-                return ExitCode::from(EXIT_OK);
-            }
-            let code = exit_code_of(&e);
-            let mut msg = String::new();
-            for (i, c) in e.chain().enumerate() {
-                // bak-core errors already name the file; skip a context that repeats the text.
-                let s = c.to_string();
-                if i > 0 && msg.contains(&s) {
-                    continue;
+            let interrupted = signals::interrupted();
+            if quiet_broken_stdout && interrupted.is_none() && is_broken_stdout(&e) {
+                EXIT_OK
+            } else {
+                let mut msg = String::new();
+                for (i, c) in e.chain().enumerate() {
+                    // bak-core errors already name the file; skip a context that repeats the text.
+                    let s = c.to_string();
+                    if i > 0 && msg.contains(&s) {
+                        continue;
+                    }
+                    if i > 0 {
+                        msg.push_str(": ");
+                    }
+                    msg.push_str(&s);
                 }
-                if i > 0 {
-                    msg.push_str(": ");
+                match interrupted {
+                    // Whatever the signal's stop made fail, the cause is the signal.
+                    Some(sig) if msg == "interrupted" => say!("{tool}: interrupted by {sig}"),
+                    Some(sig) => say!("{tool}: interrupted by {sig}: {msg}"),
+                    None => say!("{tool}: {msg}"),
                 }
-                msg.push_str(&s);
+                match interrupted {
+                    Some(_) => EXIT_INTERRUPTED,
+                    None => exit_code_of(&e),
+                }
             }
-            let _ = writeln!(std::io::stderr(), "{tool}: {msg}");
-            ExitCode::from(code)
         }
+    };
+    for n in notes {
+        say!("{tool}: {n}");
     }
+    ExitCode::from(code)
 }
 
 /// The exit code an error maps to.
 pub fn exit_code_of(e: &anyhow::Error) -> u8 {
     match e.chain().find_map(|c| c.downcast_ref::<Error>()) {
         Some(b) if b.is_media_damage() => EXIT_DAMAGED,
+        Some(Error::Interrupted) => EXIT_INTERRUPTED,
         _ => EXIT_USAGE,
     }
 }
@@ -79,28 +101,6 @@ fn is_broken_stdout(e: &anyhow::Error) -> bool {
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe),
     })
-}
-
-/// A stop signal raised by SIGINT or SIGTERM: a thread waits for the signals (no polling) and
-/// raises it, which wakes every part of the running operation at once.
-pub fn stop_on_signals() -> anyhow::Result<bak_core::Stop> {
-    use anyhow::Context;
-    let stop = bak_core::Stop::new();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])
-    .context("cannot install a signal handler")?;
-    let s = stop.clone();
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            if signals.forever().next().is_some() {
-                s.raise();
-            }
-        })
-        .context("cannot start the signal thread")?;
-    Ok(stop)
 }
 
 /// Parse a size: `65536`, `64K`, `64KiB`, `1M`, `1MiB`, `1G` (binary multiples).

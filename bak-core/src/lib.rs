@@ -58,6 +58,7 @@ pub(crate) mod dates;
 pub mod device;
 pub mod engine;
 pub mod error;
+pub mod limits;
 pub mod media;
 pub(crate) mod ops;
 pub mod report;

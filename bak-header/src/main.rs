@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use bak_cli::{open_media, render, Format, Media, EXIT_OK};
 use bak_core::list;
-use bak_core::report::{FileInfo, LabelInfo};
+use bak_core::report::{FileInfo, LabelInfo, SetInfo};
 use clap::Parser;
 
 const EXAMPLES: &str = "Examples:
@@ -18,7 +18,8 @@ const EXAMPLES: &str = "Examples:
 On files only the headers, trailing records and back pointers are read; pipes are streamed.
 JSON keys are SQL Server's column names; docs/OUTPUT.md lists them.
 
-Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
+(SIGINT or SIGTERM).";
 
 /// Print what backup media hold.
 #[derive(Parser, Debug)]
@@ -33,8 +34,8 @@ struct Args {
     /// Print the database files of each backup set (FILELISTONLY; SQL Server backups).
     #[arg(long)]
     filelist: bool,
-    /// Only this backup set (with --filelist).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Only this backup set (HEADERONLY and FILELISTONLY; the label is the media's).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "labelonly")]
     file: Option<u32>,
     /// One JSON object per line, every key.
     #[arg(long, conflicts_with = "csv")]
@@ -85,6 +86,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
+    // First, so that a signal ends the tool in every state, opening a FIFO included.
+    let _stop = bak_cli::stop_on_signals()?;
+    bak_cli::Inputs::devices(&args.devices).check_stdout()?;
     let format = if args.json {
         Format::Json
     } else if args.csv {
@@ -133,7 +137,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
             } else {
                 check_set_given(&cats);
-                let rows = list::set_infos(&cats);
+                let rows = only_set(list::set_infos(&cats), args.file)?;
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
                 let damaged: Vec<&String> = cats.iter().filter_map(|c| c.damage.as_ref()).collect();
                 if !damaged.is_empty() {
@@ -153,7 +157,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 let rows = bak_mtf::file_list(&devs, args.file)?;
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;
             } else {
-                let rows = bak_mtf::header_only(&devs)?;
+                let rows = only_set(bak_mtf::header_only(&devs)?, args.file)?;
                 render(&mut out, &rows, cols(SET_COLUMNS), format)?;
             }
         }
@@ -172,4 +176,17 @@ fn check_set_given(cats: &[list::FamilyCatalog]) {
             );
         }
     }
+}
+
+/// The rows of set `file` alone (all rows without it); a set that is not there is an error
+/// saying how many the media hold.
+fn only_set(rows: Vec<SetInfo>, file: Option<u32>) -> anyhow::Result<Vec<SetInfo>> {
+    let Some(p) = file else {
+        return Ok(rows);
+    };
+    if !rows.iter().any(|r| r.position == p) {
+        let count = rows.iter().map(|r| r.position).max().unwrap_or(0);
+        return Err(bak_core::Error::NoSuchSet { position: p, count }.into());
+    }
+    Ok(rows.into_iter().filter(|r| r.position == p).collect())
 }

@@ -287,15 +287,17 @@ fn media_set(devices: &[MtfDevice], whole: bool) -> Result<Vec<&MtfDevice>> {
                 ),
             });
         }
+        // Two copies of one family: a usage error, like one device given twice.
         if let Some(o) = v.iter().find(|o| o.family() == d.family()) {
-            return Err(Error::MediaSet {
-                what: format!(
-                    "{} and {} are both family {} of the media set",
+            return Err(Error::refused(
+                bak_core::Refusal::Usage,
+                format!(
+                    "{} and {} are both family {} of the media set; give each family once",
                     o.media.device(),
                     d.media.device(),
                     d.family()
                 ),
-            });
+            ));
         }
         v.push(d);
     }

@@ -1,12 +1,9 @@
 //! bak-read: turn a media set back into the original bytes on standard output.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use bak_cli::{mb_per_s, Progress, EXIT_OK};
-use bak_cli::{open_media, Media};
+use bak_cli::{open_media, Inputs, Media, Output, OutputOptions};
 use bak_core::{restore, RestoreOptions};
 use clap::Parser;
 
@@ -17,7 +14,12 @@ const EXAMPLES: &str = "Examples:
 
 Devices may be given in any order; each is recognised by its media header.
 
-Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+An output file is written under a temporary name beside it and renamed when the restore is
+whole; on failure or a signal it is removed (unless --keep-partial). An existing file is
+replaced only with --force, and never when it is one of the devices.
+
+Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
+(SIGINT or SIGTERM).";
 
 /// Restore one backup set from its media set to standard output.
 #[derive(Parser, Debug)]
@@ -29,13 +31,20 @@ struct Args {
     /// Which backup set to restore, by position (RESTORE's FILE).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     file: u32,
-    /// Write to this file instead of standard output.
+    /// Write to this file instead of standard output (refused when it exists, unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Decompression threads (default: the number of cores).
+    /// Replace the --output file when it exists.
+    #[arg(short, long, requires = "output")]
+    force: bool,
+    /// Keep what was written to the --output file when the restore fails or is interrupted
+    /// (it is removed otherwise).
+    #[arg(long, requires = "output")]
+    keep_partial: bool,
+    /// Decompression threads (default: the number of cores; 1 to 256).
     #[arg(short = 'T', long, value_name = "N")]
     threads: Option<usize>,
-    /// Buffers in the pool (default: devices x 4 + 2 x threads + 2).
+    /// Buffers in the pool (default: devices x 4 + 2 x threads + 2; 2 to 1024).
     #[arg(long, value_name = "N")]
     buffer_count: Option<usize>,
     /// Print a progress line every N percent (every N GiB when the size is unknown).
@@ -58,54 +67,33 @@ struct Args {
     mtf: bool,
 }
 
-fn output(args: &Args) -> anyhow::Result<(Box<dyn Write>, String)> {
-    Ok(match &args.output {
-        Some(p) if p.as_os_str() != "-" => (
-            Box::new(
-                File::create(p)
-                    .with_context(|| format!("{}: cannot create the output", p.display()))?,
-            ),
-            p.display().to_string(),
-        ),
-        _ => {
-            use std::os::fd::AsFd;
-            let fd = std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .context("stdout")?;
-            bak_core::device::enlarge_pipe(fd.as_fd(), 2 << 20);
-            (Box::new(File::from(fd)), "stdout".to_string())
-        }
-    })
-}
-
 /// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
-fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice]) -> anyhow::Result<u8> {
+fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice], output: Option<Output>) -> anyhow::Result<u8> {
     use bak_mtf as mtf;
-    if args.list_streams {
+    let Some(mut output) = output else {
         let rows = mtf::list_streams(devs, args.file)?;
         let mut out = std::io::stdout().lock();
         bak_cli::render(&mut out, &rows, &[], bak_cli::Format::Table)?;
         return Ok(EXIT_OK);
-    }
-    let (mut out, name) = output(args)?;
+    };
+    let name = output.name().to_string();
+    let out = output.writer();
     let started = std::time::Instant::now();
     let n = if args.mtf {
         anyhow::ensure!(
             devs.len() == 1,
             "--mtf writes the MTF stream of one file; give one device"
         );
-        mtf::write_mtf(&devs[0], &mut out, &name)
+        mtf::write_mtf(&devs[0], out, &name)
     } else {
         let kind = if args.stream == "log" {
             mtf::StreamKind::Log
         } else {
             mtf::StreamKind::Data
         };
-        mtf::read_stream(devs, args.file, kind, &mut out, &name)
+        mtf::read_stream(devs, args.file, kind, out, &name)
     }?;
-    out.flush()
-        .map_err(|e| bak_core::Error::io(&name, "write", e))?;
+    output.finish()?;
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
         bak_cli::say!(
@@ -122,6 +110,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
+    use bak_core::limits::*;
+    // First, so that a signal ends the tool in every state, opening a FIFO included.
+    let stop = bak_cli::stop_on_signals()?;
     // Restored bytes are binary: refuse a terminal, before any media are opened.
     {
         use std::io::IsTerminal;
@@ -131,6 +122,34 @@ fn run(args: Args) -> anyhow::Result<u8> {
             "refusing to write the restored bytes to a terminal; redirect standard output or give -o FILE"
         );
     }
+    let mut opts = RestoreOptions {
+        position: args.file,
+        ..Default::default()
+    };
+    if let Some(t) = args.threads {
+        check_count("--threads", t, 1, MAX_THREADS)?;
+        opts.threads = t;
+    }
+    if let Some(b) = args.buffer_count {
+        check_count("--buffer-count", b, 2, MAX_BUFFERS)?;
+        opts.buffer_count = b;
+    }
+    // The output is refused now if it is one of the devices or exists without --force: before
+    // any device is read, and so before anything could be lost.
+    let inputs = Inputs::devices(&args.devices);
+    let output = if args.list_streams {
+        inputs.check_stdout()?;
+        None
+    } else {
+        Some(Output::create(
+            args.output.as_deref(),
+            &inputs,
+            OutputOptions {
+                force: args.force,
+                keep_partial: args.keep_partial,
+            },
+        )?)
+    };
     let media = open_media(&args.devices)?;
     bak_cli::announce("bak-read", &media, args.quiet);
     let devs = match media {
@@ -141,32 +160,24 @@ fn run(args: Args) -> anyhow::Result<u8> {
             );
             devs
         }
-        Media::Mtf(devs) => return run_mtf(&args, &devs),
+        Media::Mtf(devs) => return run_mtf(&args, &devs, output),
     };
-    let mut opts = RestoreOptions {
-        position: args.file,
-        ..Default::default()
+    let Some(mut output) = output else {
+        anyhow::bail!("--list-streams is for SQL Server backups; bak media hold one stream");
     };
-    if let Some(t) = args.threads {
-        anyhow::ensure!(t >= 1, "--threads must be at least 1");
-        opts.threads = t;
-    }
-    if let Some(b) = args.buffer_count {
-        opts.buffer_count = b;
-    }
-    let (mut out, out_name) = output(&args)?;
-    let stop = bak_core::Stop::new();
     let progress = Progress::new("RESTORE", None, args.stats, args.quiet);
+    let out_name = output.name().to_string();
     let r = restore(
         devs,
         &opts,
-        &mut out,
+        output.writer(),
         &out_name,
         &|n| progress.update(n),
         &stop,
     );
     progress.finish();
     let s = r?;
+    output.finish()?;
     if !args.quiet {
         bak_cli::say!(
             "RESTORE processed {} bytes in {} blocks from {} famil{} in {:.2} s ({:.1} MB/s)",

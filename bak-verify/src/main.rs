@@ -19,7 +19,8 @@ sequence across families, the MBC and trailing config, and (unless --fast) the d
 against the end-to-end digest. Every problem is listed, each naming file, family, set, block
 and byte offset.
 
-Exit status: 0 everything checked is valid; 1 media damaged or incomplete; 2 usage or I/O error.";
+Exit status: 0 everything checked is valid; 1 media damaged or incomplete; 2 usage or I/O error;
+130 interrupted (SIGINT or SIGTERM).";
 
 /// Verify backup media without restoring them.
 #[derive(Parser, Debug)]
@@ -37,7 +38,7 @@ struct Args {
     /// Stop at the first problem (STOP_ON_ERROR): report it alone, and no set after it.
     #[arg(long)]
     stop_on_error: bool,
-    /// Decoding threads (default: the number of cores).
+    /// Decoding threads (default: the number of cores; 1 to 256).
     #[arg(short = 'T', long, value_name = "N")]
     threads: Option<usize>,
     /// One JSON report object per set.
@@ -57,6 +58,12 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
+    // First, so that a signal ends the tool in every state, opening a FIFO included.
+    let stop = bak_cli::stop_on_signals()?;
+    if let Some(t) = args.threads {
+        bak_core::limits::check_count("--threads", t, 1, bak_core::limits::MAX_THREADS)?;
+    }
+    bak_cli::Inputs::devices(&args.devices).check_stdout()?;
     let media = open_media(&args.devices)?;
     bak_cli::announce("bak-verify", &media, args.quiet || args.json);
     let reports = match media {
@@ -68,7 +75,6 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 threads: args.threads.unwrap_or(0),
             };
             let progress = Progress::new("VERIFY", None, args.stats, args.quiet);
-            let stop = bak_core::Stop::new();
             let r = verify(devs, &opts, &|n| progress.update(n), &stop);
             progress.finish();
             r?

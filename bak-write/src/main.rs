@@ -10,15 +10,23 @@ use bak_core::bytes::{guid_string, hex, Codec};
 use bak_core::{backup, open_backup_devices, BackupOptions, InitMode};
 use clap::Parser;
 
+/// The last instant an expiration date may name: 9999-12-31T23:59:59Z, in microseconds.
+const LAST_DATE_US: i64 = 253_402_300_799_000_000;
+
 const EXAMPLES: &str = "Examples:
   pg_dump mydb | bak-write --compress zstd /mnt/a/db.bak /mnt/b/db.bak /mnt/c/db.bak
   bak-write --input disk.img --name nightly --retain-days 7 /backup/disk.bak
-  tar c /etc | bak-write - | ssh host 'cat > etc.bak'
+  tar c /etc | ssh host bak-write etc.bak      # media on another host: write them there
+
+Run pipelines under `set -o pipefail`: bak-write cannot tell a producer that failed half-way.
+A pipe cannot append: `bak-write - | ssh host 'cat >> x.bak'` puts a second media set after the
+first instead of a second backup set; run bak-write where the media are.
 
 Devices are files (created when missing), FIFOs, character devices, or - for standard output.
 On devices that already hold a media set, a new backup set is appended (NOINIT).
 
-Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
+Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
+(SIGINT or SIGTERM: the set being written is left incomplete, and the next append replaces it).";
 
 /// Stripe standard input (or --input) across DEVICE... as one backup set of a media set.
 #[derive(Parser, Debug)]
@@ -36,22 +44,23 @@ struct Args {
     /// Size of each block (64K to 4M, a multiple of 64K).
     #[arg(long, value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     max_transfer_size: u64,
-    /// Buffers in the pool (default: devices x 4 + 2).
+    /// Buffers in the pool (default: devices x 4 + 2; at most 1024, and 4 GiB of blocks).
     #[arg(long, value_name = "N")]
     buffer_count: Option<usize>,
-    /// Compression threads (default: the number of cores).
+    /// Compression threads (default: the number of cores; 1 to 256).
     #[arg(short = 'T', long, value_name = "N")]
     threads: Option<usize>,
-    /// Backup set name.
+    /// Backup set name (up to 128 characters).
     #[arg(short, long, default_value = "")]
     name: String,
-    /// Backup set description.
+    /// Backup set description (up to 255 characters).
     #[arg(short, long, default_value = "")]
     description: String,
-    /// Media name (new media); on existing media it must match unless --skip.
+    /// Media name (new media; up to 128 characters); on existing media it must match unless
+    /// --skip.
     #[arg(long)]
     media_name: Option<String>,
-    /// Media description (new media).
+    /// Media description (new media; up to 255 characters).
     #[arg(long, default_value = "")]
     media_description: String,
     /// Overwrite every backup set on the media, keeping the media header (INIT).
@@ -64,10 +73,11 @@ struct Args {
     #[arg(long)]
     skip: bool,
     /// The set may not be overwritten before this date: YYYY-MM-DD, YYYY-MM-DDTHH:MM or
-    /// YYYY-MM-DDTHH:MM:SS (UTC; RFC 3339 with an offset is also taken).
+    /// YYYY-MM-DDTHH:MM:SS, in UTC unless followed by Z or an offset (2030-01-01T10:00Z,
+    /// 2030-01-01T12:00+02:00).
     #[arg(long, value_name = "DATE")]
     expire_date: Option<String>,
-    /// The set may not be overwritten for N days (wins over --expire-date).
+    /// The set may not be overwritten for N days (up to the year 9999; wins over --expire-date).
     #[arg(long, value_name = "N")]
     retain_days: Option<u32>,
     /// Do not fsync the devices at the end.
@@ -107,6 +117,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<u8> {
+    use bak_core::limits::*;
+    // First, so that a signal ends the tool in every state, opening a FIFO included.
+    let stop = bak_cli::stop_on_signals()?;
     let codec = parse_codec(&args.compress)?;
     if args.json && args.devices.iter().any(|d| d.as_os_str() == "-") {
         anyhow::bail!("--json prints on standard output, which is a device here; drop one of them");
@@ -126,13 +139,26 @@ fn run(args: Args) -> anyhow::Result<u8> {
         ..Default::default()
     };
     if let Some(b) = args.buffer_count {
-        anyhow::ensure!(b >= 2, "--buffer-count must be at least 2");
+        check_count("--buffer-count", b, 2, MAX_BUFFERS)?;
+        check_pool("--buffer-count", b, u64::from(mts))?;
         opts.buffer_count = b;
     }
     if let Some(t) = args.threads {
-        anyhow::ensure!(t >= 1, "--threads must be at least 1");
+        check_count("--threads", t, 1, MAX_THREADS)?;
         opts.threads = t;
     }
+    // Every text field within its limit before anything is opened: media never hold a field
+    // cut short, and a refused backup changes nothing.
+    check_text("--name", &args.name, NAME_MAX_CHARS)?;
+    check_text("--description", &args.description, DESCRIPTION_MAX_CHARS)?;
+    if let Some(m) = &args.media_name {
+        check_text("--media-name", m, NAME_MAX_CHARS)?;
+    }
+    check_text(
+        "--media-description",
+        &args.media_description,
+        DESCRIPTION_MAX_CHARS,
+    )?;
     opts.name = args.name;
     opts.description = args.description;
     opts.media_name = args.media_name;
@@ -147,12 +173,39 @@ fn run(args: Args) -> anyhow::Result<u8> {
     opts.skip = args.skip || args.format;
     opts.sync = !args.no_sync;
     opts.expire_us = match (args.retain_days, &args.expire_date) {
-        (Some(d), _) => bak_core::now_us() + d as i64 * 86_400_000_000,
-        (None, Some(s)) => bak_cli::dates::parse_date(s).with_context(|| {
-            format!("--expire-date {s:?}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
-        })?,
+        (Some(d), _) => bak_core::now_us()
+            .checked_add(i64::from(d) * 86_400_000_000)
+            .filter(|&t| t <= LAST_DATE_US)
+            .with_context(|| {
+                format!("--retain-days {d}: the set would expire after the year 9999")
+            })?,
+        (None, Some(s)) => bak_cli::dates::parse_date(s)
+            .filter(|&t| t <= LAST_DATE_US)
+            .with_context(|| {
+                format!(
+                    "--expire-date {s:?}: use YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC) or \
+                     RFC 3339 with Z or an offset, up to the year 9999"
+                )
+            })?,
         (None, None) => 0,
     };
+    opts.check()?;
+
+    // What is read must not be one of the devices written: `bak-write -i X X`, or
+    // `bak-write X < X`, would write the media over their own source.
+    let input_path = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let mut inputs = bak_cli::Inputs::default();
+    inputs.add(&input_path);
+    for d in &args.devices {
+        if d.as_os_str() == "-" {
+            inputs.check_stdout()?;
+        } else {
+            inputs.check(
+                bak_core::device::FileId::of_path(d),
+                &format!("the device {}", d.display()),
+            )?;
+        }
+    }
 
     let (mut input, input_name): (Box<dyn Read>, String) = match &args.input {
         Some(p) if p.as_os_str() != "-" => {
@@ -168,7 +221,16 @@ fn run(args: Args) -> anyhow::Result<u8> {
             opts.source_label = p.display().to_string();
             (Box::new(f), p.display().to_string())
         }
-        _ => (Box::new(std::io::stdin().lock()), "stdin".to_string()),
+        _ => {
+            use std::io::IsTerminal;
+            // As zstd does: a person typing is not a backup source; waiting for them to press
+            // Ctrl-D would make an empty set.
+            anyhow::ensure!(
+                !std::io::stdin().is_terminal(),
+                "refusing to read the backup from a terminal; pipe the data in or give --input FILE"
+            );
+            (Box::new(std::io::stdin().lock()), "stdin".to_string())
+        }
     };
 
     // A block per system call: a 64 KiB pipe made bak-write wait on 16 reads per block.
@@ -179,7 +241,6 @@ fn run(args: Args) -> anyhow::Result<u8> {
             _ => bak_core::device::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
         }
     }
-    let stop = bak_cli::stop_on_signals()?;
     let devices = open_backup_devices(&args.devices, mts)?;
     let progress = Progress::new("BACKUP", opts.expected_size, args.stats, args.quiet);
     let result = backup(
@@ -194,7 +255,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let s = match result {
         Ok(s) => s,
         Err(bak_core::Error::Interrupted) => {
-            anyhow::bail!("interrupted: the backup set was left incomplete and will be replaced by the next append")
+            anyhow::bail!("the backup set was left incomplete; the next append replaces it")
         }
         Err(
             e @ bak_core::Error::Io {

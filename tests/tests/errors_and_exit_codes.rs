@@ -22,8 +22,14 @@ fn media_set_errors_name_the_family_and_file() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("family 3 is missing"), "{}", r.stderr);
 
+    // The same device twice is a usage error; so is a copy of a family beside the family.
     let r = read(&[devs[0].clone(), devs[1].clone(), devs[1].clone()], &[]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("given twice"), "{}", r.stderr);
+    let copy = devs[1].with_extension("copy");
+    std::fs::copy(&devs[1], &copy).unwrap();
+    let r = read(&[devs[0].clone(), devs[1].clone(), copy], &[]);
+    assert_eq!(r.code, 2);
     assert!(r.stderr.contains("family 2 given twice"), "{}", r.stderr);
 
     let r = read(&[devs[0].clone(), devs[1].clone(), other[2].clone()], &[]);

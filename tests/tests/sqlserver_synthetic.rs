@@ -174,7 +174,10 @@ fn striped_set_in_any_order_and_a_missing_family() {
     let dup = [open("d1.bak", &fams[0]), open("d2.bak", &fams[0])];
     assert!(matches!(
         mtf::header_only(&dup),
-        Err(Error::MediaSet { .. })
+        Err(Error::Refused {
+            kind: bak_core::Refusal::Usage,
+            ..
+        })
     ));
     let other = stripe(3, 10);
     let mixed = [

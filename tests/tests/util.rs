@@ -384,3 +384,60 @@ pub fn set_of(path: &Path, off: u64) -> u32 {
     }
     0
 }
+
+/// Send `sig` to a child process that has not been waited for.
+pub fn send_signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child process we spawned and have not waited for yet.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+/// Wait (up to 20 s) until a writer has put its media header on the device: by then it holds
+/// the lock and its signal handlers are installed.
+pub fn wait_for_label(d: &Path) {
+    for _ in 0..2000 {
+        if std::fs::metadata(d)
+            .map(|m| m.len() >= 8192)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("{} never got its media header", d.display());
+}
+
+/// Wait up to `secs` for a child to end; kill it and fail when it does not.
+pub fn wait_within(
+    child: &mut std::process::Child,
+    secs: u64,
+    what: &str,
+) -> std::process::ExitStatus {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Every file name in a directory, sorted (to see that no temporary file was left).
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}

@@ -272,11 +272,13 @@ impl Put {
         self.0.resize(self.0.len() + n, 0);
         self
     }
+    /// A string field. Callers bound what they write ([`crate::limits`]); whatever reaches
+    /// here longer than a field can say is cut at a character boundary, so a record never holds
+    /// a length that lies or a string that is not UTF-8.
     pub(crate) fn str(&mut self, s: &str) -> &mut Self {
-        let b = s.as_bytes();
-        let n = b.len().min(u16::MAX as usize);
-        self.u16(n as u16);
-        self.0.extend_from_slice(&b[..n]);
+        let b = crate::limits::cut(s, u16::MAX as usize).as_bytes();
+        self.u16(b.len() as u16);
+        self.0.extend_from_slice(b);
         self
     }
 }

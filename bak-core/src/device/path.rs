@@ -92,6 +92,35 @@ fn is_tty(path: &Path) -> bool {
     File::open(path).map(|f| f.is_terminal()).unwrap_or(false)
 }
 
+/// What a name is on the file system: its device and inode number. Two names with the same id
+/// are one file (a symbolic link, a hard link, `/dev/stdin`, or the file a shell redirected),
+/// which is how the tools refuse to write over what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    /// The file `path` names (through links); `None` when there is none.
+    pub fn of_path(path: &Path) -> Option<FileId> {
+        std::fs::metadata(path).ok().map(|m| Self::of_meta(&m))
+    }
+
+    /// The file open on a descriptor (standard input or output, say).
+    pub fn of_fd(fd: std::os::fd::BorrowedFd<'_>) -> Option<FileId> {
+        let f = File::from(fd.try_clone_to_owned().ok()?);
+        f.metadata().ok().map(|m| Self::of_meta(&m))
+    }
+
+    fn of_meta(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
+
 /// Refuse a device given twice (by path, link or hard link), before anything is opened or
 /// locked.
 pub fn check_distinct(paths: &[PathBuf]) -> Result<()> {
@@ -101,14 +130,11 @@ pub fn check_distinct(paths: &[PathBuf]) -> Result<()> {
             Some((u64::MAX, u64::MAX))
         } else {
             // A path that does not exist yet is told apart by its absolute form.
-            std::fs::metadata(p)
-                .ok()
-                .map(|m| (m.dev(), m.ino()))
-                .or_else(|| {
-                    let a = std::path::absolute(p).ok()?;
-                    let h = xxhash_rust::xxh3::xxh3_64(a.as_os_str().as_encoded_bytes());
-                    Some((u64::MAX - 1, h))
-                })
+            FileId::of_path(p).map(|f| (f.dev, f.ino)).or_else(|| {
+                let a = std::path::absolute(p).ok()?;
+                let h = xxhash_rust::xxh3::xxh3_64(a.as_os_str().as_encoded_bytes());
+                Some((u64::MAX - 1, h))
+            })
         };
         if let Some(id) = id {
             if let Some((_, other)) = seen.iter().find(|(x, _)| *x == id) {

@@ -6,8 +6,13 @@ use std::path::PathBuf;
 
 use super::reader::RecordReader;
 use crate::bytes::*;
-use crate::device::{open_read, read_full_at, Caps, Mapping, RandomRead, ReadDevice};
-use crate::error::{Error, Location, Result};
+use crate::device::{
+    check_distinct, open_read, read_full_at, Caps, Mapping, RandomRead, ReadDevice,
+};
+use crate::error::{Error, Location, Refusal, Result};
+
+/// Devices a reader takes at once: 64 families, room for their mirrors.
+const MAX_READ_DEVICES: usize = 256;
 
 /// A device opened for reading, its first bytes read so the format is known.
 pub struct Opened {
@@ -183,6 +188,16 @@ impl ReadDevice for Replay {
 /// Open devices by path and read their first bytes, in parallel: FIFOs fed by one writer in
 /// any order do not deadlock.
 pub fn open_paths(paths: &[PathBuf]) -> Result<Vec<Opened>> {
+    if paths.len() > MAX_READ_DEVICES {
+        return Err(Error::refused(
+            Refusal::Usage,
+            format!(
+                "{} devices given; a media set has at most {MAX_READ_DEVICES}",
+                paths.len()
+            ),
+        ));
+    }
+    check_distinct(paths)?;
     std::thread::scope(|s| {
         let hs: Vec<_> = paths
             .iter()
@@ -247,15 +262,17 @@ pub(crate) fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
         let i = l.family_number as usize - 1;
         match slots.get_mut(i) {
             Some(slot @ None) => *slot = Some(d),
+            // Two copies of one family: a usage error, like one device given twice.
             Some(Some(other)) => {
-                return Err(Error::MediaSet {
-                    what: format!(
-                        "family {} given twice: {} and {}",
+                return Err(Error::refused(
+                    Refusal::Usage,
+                    format!(
+                        "family {} given twice: {} and {}; give each family once",
                         i + 1,
                         other.name,
                         d.name
                     ),
-                })
+                ))
             }
             None => {
                 return Err(Error::MediaSet {

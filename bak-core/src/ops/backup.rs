@@ -16,6 +16,7 @@ use crate::engine::{
     run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
 };
 use crate::error::{Error, Refusal, Result};
+use crate::limits::{cut, INFO_MAX_BYTES};
 use crate::media::append::{inspect, plan, write_slot, Found, MediaRequest, Plan};
 use crate::media::InitMode;
 
@@ -56,13 +57,50 @@ pub struct BackupOptions {
     pub host: String,
 }
 
+impl BackupOptions {
+    /// Refuse options beyond the stated limits ([`crate::limits`]): text fields too long for
+    /// their record, thread or buffer counts that cannot be met, a block size the format does
+    /// not have. [`backup`] checks them first; a tool calls this before it opens any device, so
+    /// nothing is created or changed for a request that is refused.
+    pub fn check(&self) -> Result<()> {
+        use crate::limits::*;
+        let mts = self.max_transfer;
+        if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || !mts.is_multiple_of(MIN_TRANSFER) {
+            return Err(Error::refused(
+                Refusal::Usage,
+                format!("max transfer size {mts} is not 64 KiB to 4 MiB in steps of 64 KiB"),
+            ));
+        }
+        check_text("the backup name", &self.name, NAME_MAX_CHARS)?;
+        check_text(
+            "the backup description",
+            &self.description,
+            DESCRIPTION_MAX_CHARS,
+        )?;
+        if let Some(m) = &self.media_name {
+            check_text("the media name", m, NAME_MAX_CHARS)?;
+        }
+        check_text(
+            "the media description",
+            &self.media_description,
+            DESCRIPTION_MAX_CHARS,
+        )?;
+        check_count("threads", self.threads, 1, MAX_THREADS)?;
+        if self.buffer_count != 0 {
+            check_count("buffer count", self.buffer_count, 2, MAX_BUFFERS)?;
+            check_pool("buffer count", self.buffer_count, u64::from(mts))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for BackupOptions {
     fn default() -> Self {
         BackupOptions {
             codec: Codec::None,
             max_transfer: 1 << 20,
             buffer_count: 0,
-            threads: std::thread::available_parallelism().map_or(2, |x| x.get()),
+            threads: crate::limits::default_threads(),
             name: String::new(),
             description: String::new(),
             media_name: None,
@@ -192,13 +230,8 @@ pub fn backup(
     stop: &Stop,
 ) -> Result<BackupSummary> {
     let started = Instant::now();
+    opts.check()?;
     let mts = opts.max_transfer;
-    if !(MIN_TRANSFER..=MAX_TRANSFER).contains(&mts) || !mts.is_multiple_of(MIN_TRANSFER) {
-        return Err(Error::refused(
-            Refusal::Usage,
-            format!("max transfer size {mts} is not 64 KiB to 4 MiB in steps of 64 KiB"),
-        ));
-    }
     if devices.is_empty() || devices.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
@@ -236,9 +269,9 @@ pub fn backup(
         max_transfer: mts,
         name: opts.name.clone(),
         description: opts.description.clone(),
-        user: opts.user.clone(),
-        host: opts.host.clone(),
-        source: opts.source_label.clone(),
+        user: cut(&opts.user, INFO_MAX_BYTES).into(),
+        host: cut(&opts.host, INFO_MAX_BYTES).into(),
+        source: cut(&opts.source_label, INFO_MAX_BYTES).into(),
         software_name: "bak".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),
     };

@@ -31,11 +31,24 @@ pub struct RestoreOptions {
     pub buffer_count: usize,
 }
 
+impl RestoreOptions {
+    /// Refuse thread and buffer counts beyond [`crate::limits`], before any device is read.
+    pub fn check(&self) -> Result<()> {
+        use crate::limits::*;
+        check_count("threads", self.threads, 1, MAX_THREADS)?;
+        if self.buffer_count != 0 {
+            check_count("buffer count", self.buffer_count, 2, MAX_BUFFERS)?;
+            check_pool("buffer count", self.buffer_count, u64::from(MAX_TRANSFER))?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for RestoreOptions {
     fn default() -> Self {
         RestoreOptions {
             position: 1,
-            threads: std::thread::available_parallelism().map_or(2, |x| x.get()),
+            threads: crate::limits::default_threads(),
             buffer_count: 0,
         }
     }
@@ -154,6 +167,7 @@ pub fn restore(
     stop: &Stop,
 ) -> Result<RestoreSummary> {
     let started = Instant::now();
+    opts.check()?;
     let position = opts.position;
     if position == 0 {
         return Err(Error::NoSuchSet {

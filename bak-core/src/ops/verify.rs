@@ -129,6 +129,7 @@ struct FamResult {
     family: u16,
     name: String,
     sets: BTreeMap<u32, FamSet>,
+    sets_seen: u32,
     media_problems: Vec<Problem>,
 }
 
@@ -142,16 +143,17 @@ pub fn verify(
     stop: &Stop,
 ) -> Result<Vec<SetReport>> {
     let started = Instant::now();
+    let threads = if opts.threads == 0 {
+        crate::limits::default_threads()
+    } else {
+        crate::limits::check_count("threads", opts.threads, 1, crate::limits::MAX_THREADS)?;
+        opts.threads
+    };
     let devs = order_families(devs)?;
     let n = devs.len();
     let media_set = set_name(&devs.iter().map(|d| d.name()).collect::<Vec<_>>());
     let op = stop.child();
     let done = AtomicU64::new(0);
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(2, |x| x.get())
-    } else {
-        opts.threads
-    };
     let decoders = Decoders {
         jobs: Queue::new(threads * 2, &op),
         pool: Pool::new(threads * 3 + n, raw_frame_len(MAX_TRANSFER) as usize, &op),
@@ -219,7 +221,7 @@ pub fn verify(
         if !positions.contains(&p) {
             return Err(Error::NoSuchSet {
                 position: p,
-                count: positions.len() as u32,
+                count: fams.iter().map(|f| f.sets_seen).max().unwrap_or(0),
             });
         }
         positions = vec![p];
@@ -411,6 +413,8 @@ fn verify_family(
     let mut media_problems = Vec::new();
     check_head(&d.head, &label, &at, &mut media_problems);
     let mut sets = BTreeMap::new();
+    // The highest position met, whichever set was asked for: "the media hold N sets".
+    let mut sets_seen = 0u32;
 
     // Sets known from the tail of a random-read device: (position, set header offset,
     // previous end-of-set).
@@ -491,6 +495,7 @@ fn verify_family(
             break;
         }
         let stop = opts.stop_on_error && !s.problems.is_empty();
+        sets_seen = sets_seen.max(pos);
         if opts.position.is_none_or(|p| p == pos) {
             sets.insert(pos, s);
         }
@@ -522,6 +527,7 @@ fn verify_family(
         family: fam,
         name,
         sets,
+        sets_seen,
         media_problems,
     })
 }
