@@ -168,6 +168,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     progress.finish();
     let s = r?;
     if !args.quiet {
+        for p in &s.past_end {
+            bak_cli::say!("bak-read: note: {p}");
+        }
         bak_cli::say!(
             "RESTORE processed {} bytes in {} blocks from {} famil{} in {:.2} s ({:.1} MB/s)",
             s.original_bytes,
