@@ -67,6 +67,161 @@ impl fmt::Display for Location {
     }
 }
 
+/// What lies past the end of the bak media on a device: where the records of its media stop and
+/// bytes that are not theirs begin (docs/FORMAT.md, "After the end of the media"). Never read as
+/// more of the media, never passed over in silence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastEnd {
+    /// The device and family (and the set cut short, if the bytes begin inside one).
+    pub at: Location,
+    /// Byte offset in the device where they begin.
+    pub offset: u64,
+    /// Bytes from there to the end of the device, when known (a stream is measured only by
+    /// reading it to its end).
+    pub len: Option<u64>,
+    /// What they are.
+    pub beyond: Beyond,
+}
+
+/// What the bytes past the end of the media are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beyond {
+    /// A whole bak media label: another media begins there, concatenated onto this one (as
+    /// `cat >>` makes). Its sets are not sets of this media.
+    Media {
+        /// Its media set id.
+        media_set_id: String,
+        /// True when it names the same media set as the first media (a copy, or another
+        /// family of the set, put after this one).
+        same_media_set: bool,
+        /// Its family number.
+        family_number: u16,
+        /// The family count of its media set.
+        family_count: u16,
+    },
+    /// Bytes that are not bak records.
+    Bytes {
+        /// Their first bytes, in hex.
+        first: String,
+    },
+}
+
+impl PastEnd {
+    /// Where the bytes begin, as a location.
+    pub fn location(&self) -> Location {
+        self.at.clone().at(self.offset)
+    }
+
+    /// The same, measured: `len` bytes from `offset` to the end of the device.
+    pub fn with_len(mut self, len: u64) -> PastEnd {
+        self.len = Some(len);
+        self
+    }
+
+    /// What the same bytes are where the media are known to go on after them (a file whose
+    /// end-of-set chain names later sets): damage.
+    pub fn into_damage(self) -> Error {
+        let at = self.location();
+        match self.beyond {
+            Beyond::Media { .. } => Error::mismatch(
+                at,
+                "unexpected record",
+                "a record of this media",
+                "a media header",
+            ),
+            Beyond::Bytes { first } => Error::mismatch(
+                at,
+                "expected a bak record frame",
+                "skippable frame magic",
+                first,
+            ),
+        }
+    }
+
+    /// The sentence without the location: what the bytes are and how to get at them.
+    pub fn describe(&self) -> String {
+        let follow = match self.len {
+            Some(n) => format!("{n} bytes to the end of the device"),
+            None => "the rest of the device".to_string(),
+        };
+        let cut = match self.at.position {
+            Some(p) => format!(", where backup set {p} was not finished"),
+            None => String::new(),
+        };
+        match &self.beyond {
+            Beyond::Media {
+                media_set_id,
+                same_media_set,
+                family_number,
+                family_count,
+            } => {
+                let same = if *same_media_set {
+                    ", the same media set as the first media"
+                } else {
+                    ""
+                };
+                format!(
+                    "a second bak media begins here (media set {media_set_id}, family \
+                     {family_number} of {family_count}{same}; {follow}){cut}: media \
+                     concatenated on one device, as `cat >>` makes, are not one media set, so \
+                     its backup sets are not listed or read as sets of this media; {}",
+                    self.recipe(*family_count)
+                )
+            }
+            Beyond::Bytes { first } => {
+                let n = match self.len {
+                    Some(n) => format!("{n} bytes"),
+                    None => "bytes".to_string(),
+                };
+                format!("{n} past the end of the media{cut} (not bak records: first bytes {first})")
+            }
+        }
+    }
+
+    /// How to reach a second media: the bytes from `offset` on are a whole media of their own.
+    fn recipe(&self, family_count: u16) -> String {
+        let n = self.offset + 1;
+        let one = family_count == 1;
+        if self.at.device == "stdin" {
+            let then = if one {
+                "bak-read -` restores its set 1"
+            } else {
+                "bak-header -` lists it"
+            };
+            return format!(
+                "the same stream through `tail -c +{n}` gives it whole (`... | tail -c +{n} | {then})"
+            );
+        }
+        let dev = shell_word(&self.at.device);
+        let cut = format!("`tail -c +{n} {dev} > second.bak` cuts it out as a device of its own");
+        if one {
+            format!("`tail -c +{n} {dev} | bak-read -` restores its set 1, and {cut}")
+        } else {
+            format!("{cut}, to give with the other families of its media set")
+        }
+    }
+}
+
+/// A path as one word of a shell command: quoted unless it is plain.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/+,:@%=".contains(&b));
+    if plain && !s.starts_with('-') {
+        s.to_string()
+    } else if plain {
+        format!("./{s}")
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+impl fmt::Display for PastEnd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location(), self.describe())
+    }
+}
+
 /// Everything that can go wrong in bak-core.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -125,6 +280,19 @@ pub enum Error {
         position: u32,
         /// How many sets the media hold.
         count: u32,
+    },
+    /// Bytes that are not this media's records follow its end (another media concatenated
+    /// onto it, or other bytes) where more of the media was read for.
+    PastEnd(Box<PastEnd>),
+    /// The requested backup set is not on the media, and the device holds bytes past the end
+    /// of the media (another media concatenated onto it, or other bytes).
+    NoSuchSetPastEnd {
+        /// The position asked for.
+        position: u32,
+        /// How many sets the media hold.
+        count: u32,
+        /// What follows the end of the media.
+        past: Box<PastEnd>,
     },
     /// The media can be recognised but this operation cannot proceed on them
     /// (e.g. an encrypted SQL Server backup, or a log backup asked for its data stream).
@@ -227,7 +395,11 @@ impl Error {
     pub fn is_media_damage(&self) -> bool {
         matches!(
             self,
-            Error::Corrupt { .. } | Error::Truncated { .. } | Error::MediaSet { .. }
+            Error::Corrupt { .. }
+                | Error::Truncated { .. }
+                | Error::MediaSet { .. }
+                | Error::PastEnd(_)
+                | Error::NoSuchSetPastEnd { .. }
         )
     }
 
@@ -304,6 +476,16 @@ impl fmt::Display for Error {
                 "backup set {position} is not on the media (they hold {count} set{})",
                 if *count == 1 { "" } else { "s" }
             ),
+            Error::PastEnd(p) => p.fmt(f),
+            Error::NoSuchSetPastEnd {
+                position,
+                count,
+                past,
+            } => write!(
+                f,
+                "backup set {position} is not on the media (they hold {count} set{}); {past}",
+                if *count == 1 { "" } else { "s" }
+            ),
             Error::Unsupported { device, what } => write!(f, "{device}: {what}"),
             Error::Refused { what, .. } => f.write_str(what),
             Error::Internal { what, detail } => {
@@ -352,6 +534,88 @@ mod tests {
         };
         assert!(!v.is_media_damage());
         assert!(v.to_string().contains("unsupported format version 9.0"));
+    }
+
+    fn second_media(device: &str, family_count: u16) -> PastEnd {
+        PastEnd {
+            at: Location::device(device).family(1),
+            offset: 597793,
+            len: Some(1000),
+            beyond: Beyond::Media {
+                media_set_id: "e7af8072-b51d-4ea4-81f4-dfe285e6b5b5".into(),
+                same_media_set: false,
+                family_number: 1,
+                family_count,
+            },
+        }
+    }
+
+    #[test]
+    fn past_end_says_where_what_and_how_to_reach_it() {
+        let p = second_media("x.bak", 1);
+        let s = p.to_string();
+        assert!(s.starts_with(
+            "x.bak: family 1, offset 597793: a second bak media begins here (media set \
+             e7af8072-b51d-4ea4-81f4-dfe285e6b5b5, family 1 of 1; 1000 bytes to the end of the \
+             device): media concatenated on one device, as `cat >>` makes, are not one media set"
+        ));
+        assert!(s.contains("`tail -c +597794 x.bak | bak-read -` restores its set 1"));
+        assert!(s.contains("`tail -c +597794 x.bak > second.bak`"));
+        // A path the shell would split is quoted; one that looks like an option is not one.
+        let s = second_media("my disk/it's.bak", 1).to_string();
+        assert!(
+            s.contains("tail -c +597794 'my disk/it'\\''s.bak' |"),
+            "{s}"
+        );
+        assert!(second_media("-x.bak", 1)
+            .to_string()
+            .contains("tail -c +597794 ./-x.bak |"));
+        // A stream: the same stream cut; another family of a striped set: cut out only.
+        let s = second_media("stdin", 1).to_string();
+        assert!(s.contains("`... | tail -c +597794 | bak-read -`"), "{s}");
+        let s = second_media("a.bak", 2).to_string();
+        assert!(
+            s.contains("family 1 of 2") && !s.contains("bak-read -"),
+            "{s}"
+        );
+        assert!(
+            s.contains("to give with the other families of its media set"),
+            "{s}"
+        );
+
+        let mut b = PastEnd {
+            beyond: Beyond::Bytes {
+                first: "00000000".into(),
+            },
+            ..second_media("x.bak", 1)
+        };
+        assert_eq!(
+            b.to_string(),
+            "x.bak: family 1, offset 597793: 1000 bytes past the end of the media (not bak \
+             records: first bytes 00000000)"
+        );
+        b.at.position = Some(2);
+        b.len = None;
+        assert_eq!(
+            b.describe(),
+            "bytes past the end of the media, where backup set 2 was not finished (not bak \
+             records: first bytes 00000000)"
+        );
+
+        let e = Error::PastEnd(Box::new(p.clone()));
+        assert!(e.is_media_damage());
+        let e = Error::NoSuchSetPastEnd {
+            position: 2,
+            count: 1,
+            past: Box::new(p.clone()),
+        };
+        assert!(e.is_media_damage());
+        assert!(e
+            .to_string()
+            .starts_with("backup set 2 is not on the media (they hold 1 set); x.bak: family 1, offset 597793: a second bak media"));
+        // Where the media go on after them, the same bytes are damage.
+        let d = p.into_damage();
+        assert!(matches!(d, Error::Corrupt { ref at, .. } if at.offset == Some(597793)));
     }
 
     #[test]

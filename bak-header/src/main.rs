@@ -145,8 +145,16 @@ fn run(args: Args) -> anyhow::Result<u8> {
                     for d in damaged {
                         bak_cli::say!("bak-header: earlier backup sets cannot be listed: {d}");
                     }
+                    say_past_end(&cats);
                     return Ok(bak_cli::EXIT_DAMAGED);
                 }
+            }
+            // Another media concatenated onto these, or other bytes: listed above is only what
+            // comes before them.
+            if cats.iter().any(|c| c.past_end.is_some()) {
+                out.flush()?;
+                say_past_end(&cats);
+                return Ok(bak_cli::EXIT_DAMAGED);
             }
         }
         Media::Mtf(devs) => {
@@ -164,6 +172,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
     }
     out.flush()?;
     Ok(EXIT_OK)
+}
+
+fn say_past_end(cats: &[list::FamilyCatalog]) {
+    for p in cats.iter().filter_map(|c| c.past_end.as_ref()) {
+        bak_cli::say!("bak-header: {p}");
+    }
 }
 
 fn check_set_given(cats: &[list::FamilyCatalog]) {

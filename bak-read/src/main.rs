@@ -179,6 +179,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let s = r?;
     output.finish()?;
     if !args.quiet {
+        for p in &s.past_end {
+            bak_cli::say!("bak-read: note: {p}");
+        }
         bak_cli::say!(
             "RESTORE processed {} bytes in {} blocks from {} famil{} in {:.2} s ({:.1} MB/s)",
             s.original_bytes,

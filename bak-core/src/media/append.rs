@@ -157,6 +157,20 @@ pub(crate) fn plan(
             }
         }
     }
+    for s in &scans {
+        // Appending starts at the end of the first media: it would cut off the second.
+        if let Some(p) = s.past_end.as_ref().filter(|p| {
+            req.mode == InitMode::Append && matches!(p.beyond, crate::error::Beyond::Media { .. })
+        }) {
+            return Err(Error::refused(
+                Refusal::DamagedMedia,
+                format!(
+                    "refusing to append, which would cut off what follows the media: {p}. \
+                     --init or --format starts over"
+                ),
+            ));
+        }
+    }
     let first = &scans[0].media;
     for (d, s) in names.iter().zip(&scans) {
         if s.media.media_set_id != first.media_set_id {

@@ -1,12 +1,13 @@
 //! One media family on a random-read device, found without reading the data: the label, the
 //! set map, the complete sets through the end-of-set back pointers from the end of the device,
-//! and an interrupted set after them. Costs a few reads per set, none per block.
+//! an interrupted set after them, and what lies past the end of the media (another media
+//! concatenated onto them, or other bytes). Costs a few reads per set, none per block.
 
 use super::parser::{PosRead, SetParser};
 use super::reader::RecordReader;
 use crate::bytes::*;
 use crate::device::{read_full_at, RandomRead};
-use crate::error::{Error, Location, Result};
+use crate::error::{Beyond, Error, Location, PastEnd, Result};
 
 /// Read exactly `buf.len()` bytes at `offset`; a short file is `Truncated`.
 pub(crate) fn read_at(
@@ -111,6 +112,10 @@ pub struct FamilyScan {
     /// Why the walk back through the end-of-set chain stopped before set 1, if it did: the
     /// sets before `sets[0]` are damaged.
     pub broken: Option<Error>,
+    /// What follows the end of the media, when the device holds more than its media: another
+    /// media concatenated onto them (as `cat >>` makes), or bytes that are not bak records.
+    /// Measured to the end of the device.
+    pub past_end: Option<PastEnd>,
 }
 
 impl FamilyScan {
@@ -217,9 +222,14 @@ pub fn scan_family(file: &dyn RandomRead, name: &str) -> Result<FamilyScan> {
         });
     }
     let slot = read_set_map(file, name, &media.media_set_id);
+    // Another media concatenated onto these, complete, ends the file with its own end-of-set:
+    // the media end where it begins, and nothing of these is read past there.
+    let tail_media = media_after_tail(file, file_len, &media, &at);
+    let media_end = tail_media.as_ref().map_or(file_len, |p| p.offset);
 
     // The last complete end-of-set: at the very end of the file when the last set is complete.
     let mut last: Option<EndOfSet> = None;
+    let mut past_end = None;
     if file_len >= FIRST_SET_OFFSET + ESET_FRAME_LEN as u64 {
         last = eset_at(
             file,
@@ -245,9 +255,16 @@ pub fn scan_family(file: &dyn RandomRead, name: &str) -> Result<FamilyScan> {
                 }
             }
         }
-        if let Some(e) = walk_forward(file, file_len, from, &media, &at)? {
+        let (found, past) = walk_forward(file, media_end, from, &media, &at)?;
+        if let Some(e) = found {
             last = Some(e);
         }
+        past_end = past
+            .map(|p| {
+                let len = file_len.saturating_sub(p.offset);
+                p.with_len(len)
+            })
+            .or(tail_media);
     }
 
     // Walk back through the chain. Damage in an earlier set's records ends the walk there: the
@@ -338,12 +355,23 @@ pub fn scan_family(file: &dyn RandomRead, name: &str) -> Result<FamilyScan> {
     let end_offset = sets.last().map_or(FIRST_SET_OFFSET, |s| {
         s.eset.self_offset + ESET_FRAME_LEN as u64
     });
-    let interrupted = (file_len > end_offset).then(|| {
+    // Bytes past the end of the media right after the complete sets are no interrupted set.
+    let tail_is_set = past_end
+        .as_ref()
+        .is_none_or(|p: &PastEnd| p.offset > end_offset);
+    let interrupted = (file_len > end_offset && tail_is_set).then(|| {
         let header = read_record_at(file, end_offset, file_len, RecordType::SetHeader, &at)
             .and_then(|b| SetHeader::parse_body(&b, &at))
             .ok();
         InterruptedSet { header }
     });
+    // The set that the bytes past the end cut short, when there is one.
+    if let (Some(p), Some(h)) = (
+        past_end.as_mut(),
+        interrupted.as_ref().and_then(|i| i.header.as_ref()),
+    ) {
+        p.at.position = Some(h.position);
+    }
     Ok(FamilyScan {
         media,
         slot,
@@ -351,23 +379,65 @@ pub fn scan_family(file: &dyn RandomRead, name: &str) -> Result<FamilyScan> {
         end_offset,
         interrupted,
         broken,
+        past_end,
     })
 }
 
-/// Walk sets forward from `from` with the set parser and return the last end-of-set of a set
-/// found whole. Stops quietly at the first thing that is not. Payloads are passed over
-/// without reading them.
+/// Another bak media concatenated onto these, found from the end of the file: when the last
+/// record is an end-of-set that is not this family's, its self offset (where it lies in its own
+/// media) says where its media begin, and a whole label must be there.
+fn media_after_tail(
+    file: &dyn RandomRead,
+    file_len: u64,
+    media: &MediaHeader,
+    at: &Location,
+) -> Option<PastEnd> {
+    let tail = file_len.checked_sub(ESET_FRAME_LEN as u64)?;
+    let body = read_record_at(file, tail, file_len, RecordType::EndOfSet, at).ok()?;
+    let e = EndOfSet::parse_body(&body, at).ok()?;
+    if e.self_offset == tail && e.media_set_id == media.media_set_id {
+        return None; // this family's own last set
+    }
+    let start = tail.checked_sub(e.self_offset)?;
+    if start < FIRST_SET_OFFSET {
+        return None;
+    }
+    let mut buf = vec![0u8; MEDIA_HEADER_SPAN as usize];
+    read_at(file, &mut buf, start, at, "media header").ok()?;
+    let (_, body) = parse_frame(&buf, RecordType::MediaHeader, at).ok()?;
+    let other = MediaHeader::parse_body(body, at).ok()?;
+    if other.media_set_id != e.media_set_id {
+        return None;
+    }
+    Some(PastEnd {
+        at: at.clone(),
+        offset: start,
+        len: Some(file_len - start),
+        beyond: Beyond::Media {
+            media_set_id: guid_string(&other.media_set_id),
+            same_media_set: other.media_set_id == media.media_set_id,
+            family_number: other.family_number,
+            family_count: other.family_count,
+        },
+    })
+}
+
+/// Walk sets forward from `from` to `file_len` (where the media end) with the set parser and
+/// return the last end-of-set of a set found whole, and what lies past the end of the media if
+/// that is what ended the walk. Stops quietly at the first thing that is not a set. Payloads
+/// are passed over without reading them.
 fn walk_forward(
     file: &dyn RandomRead,
     file_len: u64,
     from: u64,
     media: &MediaHeader,
     at: &Location,
-) -> Result<Option<EndOfSet>> {
+) -> Result<(Option<EndOfSet>, Option<PastEnd>)> {
     let mut r = RecordReader::new(
         PosRead {
             dev: file,
             pos: from,
+            end: file_len,
         },
         from,
         at.clone(),
@@ -389,7 +459,8 @@ fn walk_forward(
         });
         match end {
             Ok(Some(e)) if p.problems.is_empty() => last = Some(e),
-            _ => return Ok(last),
+            Err(Error::PastEnd(past)) => return Ok((last, Some(*past))),
+            _ => return Ok((last, None)),
         }
     }
 }

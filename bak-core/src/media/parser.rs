@@ -6,6 +6,10 @@
 //! block sequence, block lengths bounded before anything is allocated, the trailing config's
 //! family totals, the MBC against the blocks, and the end-of-set's pointers.
 //!
+//! Where a set may start, the media may instead end, cleanly or not: another media's label (media
+//! concatenated on one device), or bytes that are not a bak record. Both are
+//! [`Error::PastEnd`], typed, so that no reader takes them for more of these media.
+//!
 //! A problem that leaves the framing intact (a record that names another set, totals that
 //! disagree) is kept in [`SetParser::problems`] and parsing goes on; one that does not (a
 //! record that cannot be read, a length that cannot be trusted) is the `Err` of
@@ -14,9 +18,9 @@
 
 use std::io::Read;
 
-use super::reader::RecordReader;
+use super::reader::{FrameStart, RecordReader};
 use crate::bytes::*;
-use crate::error::{Error, Location, Result};
+use crate::error::{Beyond, Error, Location, PastEnd, Result};
 
 /// One record of a set, checked.
 #[derive(Debug)]
@@ -147,20 +151,43 @@ impl SetParser {
         let off = r.offset;
         let here = self.set_at().at(off);
         r.set_location(self.set_at());
-        let rec = match r.next_record() {
-            Ok(Some(rec)) => {
-                debug_assert_eq!(rec.offset, off);
-                rec
+        let rec = if self.state == State::Header {
+            // Where a set may start, the media may also end: cleanly, or with bytes that are
+            // not theirs.
+            match r.frame_start()? {
+                FrameStart::End => return Ok(None),
+                FrameStart::Frame(size) => r.record_after(off, size)?,
+                FrameStart::Other(b) => {
+                    return Err(self.past_end(off, Beyond::Bytes { first: hex(&b) }));
+                }
             }
-            Ok(None) if self.state == State::Header => return Ok(None),
-            Ok(None) => {
-                return Err(Error::Truncated {
-                    at: here,
-                    what: REST_OF_SET.into(),
-                })
+        } else {
+            match r.next_record() {
+                Ok(Some(rec)) => {
+                    debug_assert_eq!(rec.offset, off);
+                    rec
+                }
+                Ok(None) => {
+                    return Err(Error::Truncated {
+                        at: here,
+                        what: REST_OF_SET.into(),
+                    })
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         };
+        if rec.kind == RecordType::MediaHeader {
+            let m = MediaHeader::parse_body(&rec.body, &here)?;
+            return Err(self.past_end(
+                off,
+                Beyond::Media {
+                    media_set_id: guid_string(&m.media_set_id),
+                    same_media_set: m.media_set_id == self.media_set_id,
+                    family_number: m.family_number,
+                    family_count: m.family_count,
+                },
+            ));
+        }
         let expect = |want: &str, got: RecordType| {
             Error::mismatch(here.clone(), "unexpected record", want, got.name())
         };
@@ -340,6 +367,22 @@ impl SetParser {
         }
     }
 
+    /// The media of this family end at `offset` and `beyond` begins there (inside this set,
+    /// once it was started).
+    fn past_end(&self, offset: u64, beyond: Beyond) -> Error {
+        let at = if self.started() {
+            self.set_at()
+        } else {
+            self.fam_at.clone()
+        };
+        Error::PastEnd(Box::new(PastEnd {
+            at,
+            offset,
+            len: None,
+            beyond,
+        }))
+    }
+
     /// Read through the rest of the set to its end-of-set record, passing over payloads with
     /// `skip`, and return that record; `Ok(None)` when the media end where a set would start.
     /// Problems that leave the framing intact are kept in `problems`.
@@ -359,15 +402,18 @@ impl SetParser {
     }
 }
 
-/// `Read` over a random-read device from an offset (a record reader on a file or memory).
+/// `Read` over a random-read device from an offset to `end` (a record reader on a file or
+/// memory; `end` is where the media end, before another media concatenated onto them).
 pub(crate) struct PosRead<'a> {
     pub dev: &'a dyn crate::device::RandomRead,
     pub pos: u64,
+    pub end: u64,
 }
 
 impl Read for PosRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.dev.read_at(buf, self.pos)?;
+        let room = self.end.saturating_sub(self.pos).min(buf.len() as u64) as usize;
+        let n = self.dev.read_at(&mut buf[..room], self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }

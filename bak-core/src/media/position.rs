@@ -66,10 +66,21 @@ fn position_one(d: Opened, position: u32) -> Result<Positioned> {
             return Err(Error::NoSuchSet { position, count });
         } else if let Some(e) = scan.broken {
             return Err(e);
+        } else if let Some(past) = scan.past_end {
+            return Err(Error::NoSuchSetPastEnd {
+                position,
+                count,
+                past: Box::new(past),
+            });
         } else {
             return Err(Error::NoSuchSet { position, count });
         };
-        let reader = d.records_from(offset, at)?;
+        let mut reader = d.records_from(offset, at.clone())?;
+        if let Some(p) = &scan.past_end {
+            // The media end where other bytes begin: a set is not read on into them.
+            let inner = reader.into_inner().take(p.offset.saturating_sub(offset));
+            reader = RecordReader::new(Box::new(inner), offset, at);
+        }
         return Ok(Positioned {
             name,
             label,
@@ -82,14 +93,22 @@ fn position_one(d: Opened, position: u32) -> Result<Positioned> {
     let mut prev = 0u64;
     for p in 1..position {
         let mut parser = SetParser::new(&label, at.clone(), Some(p), Some(prev));
-        match parser.skip_to_end(&mut r, |r, n| r.skip(n, "block payload"))? {
-            Some(e) => prev = e.self_offset,
-            None => {
+        match parser.skip_to_end(&mut r, |r, n| r.skip(n, "block payload")) {
+            Ok(Some(e)) => prev = e.self_offset,
+            Ok(None) => {
                 return Err(Error::NoSuchSet {
                     position,
                     count: p - 1,
                 })
             }
+            Err(Error::PastEnd(past)) => {
+                return Err(Error::NoSuchSetPastEnd {
+                    position,
+                    count: p - 1,
+                    past: Box::new(r.measure(*past)?),
+                })
+            }
+            Err(e) => return Err(e),
         }
     }
     Ok(Positioned {

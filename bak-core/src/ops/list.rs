@@ -1,11 +1,12 @@
 //! What bak media hold, as LABELONLY and HEADERONLY facts: from the tail of a random-read
 //! device (reads only the label, set map, end-of-set chain, set headers and trailing configs),
-//! or through the set parser front to back on a stream.
+//! or through the set parser front to back on a stream. What follows the end of the media
+//! (another media concatenated onto them, other bytes) is reported with them, typed.
 
 use std::collections::BTreeMap;
 
 use crate::bytes::*;
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Location, PastEnd, Result};
 use crate::media::family::scan_family;
 use crate::media::open::Opened;
 use crate::media::parser::{Event, SetParser};
@@ -32,6 +33,9 @@ pub struct FamilyCatalog {
     pub sets: Vec<SetSeen>,
     /// Damage that kept earlier sets from being listed, if any.
     pub damage: Option<String>,
+    /// What follows the end of the media on the device, if anything does: another media
+    /// concatenated onto them, whose sets are not listed as these media's, or other bytes.
+    pub past_end: Option<PastEnd>,
 }
 
 /// Catalog one bak device: from its tail when it has positioned reads, through the set parser
@@ -66,11 +70,13 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
             media,
             sets,
             damage,
+            past_end: scan.past_end,
         });
     }
     let at = Location::device(name.clone()).family(media.family_number as u32);
     let mut r = d.records_from(FIRST_SET_OFFSET, at.clone())?;
     let mut sets: Vec<SetSeen> = Vec::new();
+    let mut past_end = None;
     'sets: loop {
         let mut p = SetParser::new(&media, at.clone(), None, None);
         loop {
@@ -79,6 +85,11 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                 Ok(None) => break 'sets,
                 // An interrupted set at the end of a stream: what came before is still listed.
                 Err(Error::Truncated { .. }) => break 'sets,
+                // The media end and something else follows: read to the end to measure it.
+                Err(Error::PastEnd(past)) => {
+                    past_end = Some(r.measure(*past)?);
+                    break 'sets;
+                }
                 Err(e) => return Err(e),
             };
             match ev {
@@ -110,6 +121,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
         media,
         sets,
         damage: None,
+        past_end,
     })
 }
 

@@ -15,7 +15,7 @@ use crate::device::write_all_vectored;
 use crate::engine::{
     run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
 };
-use crate::error::{Error, Location, Result};
+use crate::error::{Error, Location, PastEnd, Result};
 use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser};
 use crate::media::position::{position_families, Positioned};
@@ -67,6 +67,10 @@ pub struct RestoreSummary {
     pub families: u32,
     /// Wall time.
     pub seconds: f64,
+    /// What the devices hold past the end of their media (another media concatenated onto
+    /// them, other bytes), as far as it is known without reading further than the set: on
+    /// random-read devices.
+    pub past_end: Vec<PastEnd>,
 }
 
 /// One item from a family reader.
@@ -120,7 +124,17 @@ fn start(fams: Vec<Positioned>, position: u32, count_before: u32) -> Result<Vec<
     for mut fam in fams {
         let mut parser = fam.parser(position);
         let leading = loop {
-            let ev = parser.next(&mut fam.reader)?;
+            let ev = match parser.next(&mut fam.reader) {
+                // The media end where the set would begin: it is not on them.
+                Err(Error::PastEnd(past)) if !parser.started() => {
+                    return Err(Error::NoSuchSetPastEnd {
+                        position,
+                        count: count_before,
+                        past: Box::new(fam.reader.measure(*past)?),
+                    })
+                }
+                ev => ev?,
+            };
             first_problem(&mut parser)?;
             match ev {
                 None => {
@@ -189,6 +203,10 @@ pub fn restore(
         .min()
         .unwrap_or(position - 1);
     let fams = start(fams, position, count_before)?;
+    let past_end: Vec<PastEnd> = fams
+        .iter()
+        .filter_map(|f| f.fam.scan.as_ref()?.past_end.clone())
+        .collect();
     let n = fams.len();
     let set_id = fams[0].parser.header().map(|h| h.set_id);
     for f in &fams {
@@ -314,6 +332,7 @@ pub fn restore(
         blocks,
         families: n as u32,
         seconds: started.elapsed().as_secs_f64(),
+        past_end,
     })
 }
 

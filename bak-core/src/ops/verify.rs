@@ -2,7 +2,8 @@
 //! each family (through the set parser), the block sequence across families (no gap, no
 //! duplicate), the MBC and trailing config against what was read, and (unless `fast`) the
 //! decoded bytes against their hashes and the end-to-end digest. Every problem is collected,
-//! not only the first.
+//! not only the first. What follows the end of the media (another media concatenated onto
+//! them, other bytes) is a problem outside any set.
 //!
 //! Each family is read sequentially in its own thread. On a random-read device each set is
 //! reached through the end-of-set chain, so damage inside one set does not hide the sets after
@@ -18,7 +19,7 @@ use crate::bytes::*;
 use crate::codec::{check_stored, Decoder};
 use crate::device::Mapping;
 use crate::engine::{run_part, spawn_part, Pool, Queue, RaiseOnPanic, Sender, Stop};
-use crate::error::{Error, Location, Result};
+use crate::error::{Beyond, Error, Location, PastEnd, Result};
 use crate::media::family::scan_family;
 use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser, INCOMPLETE, REST_OF_SET};
@@ -131,6 +132,7 @@ struct FamResult {
     sets: BTreeMap<u32, FamSet>,
     sets_seen: u32,
     media_problems: Vec<Problem>,
+    past_end: Option<PastEnd>,
 }
 
 /// Verify bak media: a report per backup set (and one at position 0 for damage outside any
@@ -219,9 +221,14 @@ pub fn verify(
     positions.dedup();
     if let Some(p) = opts.position {
         if !positions.contains(&p) {
-            return Err(Error::NoSuchSet {
-                position: p,
-                count: fams.iter().map(|f| f.sets_seen).max().unwrap_or(0),
+            let count = fams.iter().map(|f| f.sets_seen).max().unwrap_or(0);
+            return Err(match fams.iter().find_map(|f| f.past_end.clone()) {
+                Some(past) => Error::NoSuchSetPastEnd {
+                    position: p,
+                    count,
+                    past: Box::new(past),
+                },
+                None => Error::NoSuchSet { position: p, count },
             });
         }
         positions = vec![p];
@@ -411,16 +418,17 @@ fn verify_family(
     let name = d.name().to_string();
     let at = Location::device(name.clone()).family(fam as u32);
     let mut media_problems = Vec::new();
+    let mut past_end = None;
     check_head(&d.head, &label, &at, &mut media_problems);
     let mut sets = BTreeMap::new();
     // The highest position met, whichever set was asked for: "the media hold N sets".
     let mut sets_seen = 0u32;
 
     // Sets known from the tail of a random-read device: (position, set header offset,
-    // previous end-of-set).
-    let known: Vec<(u32, u64, u64)> = d
-        .random()
-        .and_then(|f| scan_family(f, &name).ok())
+    // previous end-of-set); and what the scan found past the end of the media.
+    let scan = d.random().and_then(|f| scan_family(f, &name).ok());
+    let known: Vec<(u32, u64, u64)> = scan
+        .as_ref()
         .map(|scan| {
             scan.sets
                 .iter()
@@ -434,6 +442,9 @@ fn verify_family(
                 .collect()
         })
         .unwrap_or_default();
+    let scan_past = scan.and_then(|s| s.past_end);
+    // On a file the scan says where the media end, and nothing past there is read as theirs.
+    let media_end = scan_past.as_ref().map_or(u64::MAX, |p| p.offset);
     // A file is read through a memory map: no read(2) per block. Its shared lock keeps bak
     // writers (which take an exclusive one) from truncating the file under the map.
     let map = if d.random().is_some() { d.map()? } else { None };
@@ -445,9 +456,11 @@ fn verify_family(
                 detail: None,
             });
         };
+        let end = media_end.min(m.bytes().len() as u64);
         let reader = MapReader {
             map: Arc::clone(m),
-            pos: off.min(m.bytes().len() as u64) as usize,
+            pos: off.min(end) as usize,
+            end: end as usize,
         };
         Ok(RecordReader::new(
             Box::new(reader) as Box<dyn Source>,
@@ -472,6 +485,7 @@ fn verify_family(
         if opts.position.is_some_and(|p| p < pos) || stop.is_raised() {
             break;
         }
+        let next_known = known.iter().find(|k| k.0 > pos).copied();
         let v = SetVerifier {
             label: &label,
             position: pos,
@@ -480,12 +494,21 @@ fn verify_family(
             dec: &dec,
             fam_at: &at,
             progress,
+            stream: !file,
         };
-        let (s, eset) = v.run(&mut r, &mut payload);
+        let (s, eset, past) = v.run(&mut r, &mut payload);
+        if let Some(past) = past {
+            // A stream's media end here: what follows is measured to the end of the stream; a
+            // set it cut short is incomplete.
+            past_end = Some(r.measure(past)?);
+            if s.set_id.is_some() && opts.position.is_none_or(|p| p == pos) {
+                sets.insert(pos, s);
+            }
+            break;
+        }
         if s.set_id.is_none() && s.problems.is_empty() {
             break; // the clean end of the family
         }
-        let next_known = known.iter().find(|k| k.0 > pos).copied();
         if s.set_id.is_none() && next_known.is_none() {
             media_problems.extend(s.problems.into_iter().map(|mut p| {
                 p.what = format!("bytes after the last backup set: {}", p.what);
@@ -523,12 +546,21 @@ fn verify_family(
             (None, _) => break,
         }
     }
+    // What follows the end of the media is one problem outside any set.
+    let past_end = past_end.or(scan_past);
+    if let Some(p) = &past_end {
+        media_problems.push(Problem::from_error(
+            &at,
+            &Error::PastEnd(Box::new(p.clone())),
+        ));
+    }
     Ok(FamResult {
         family: fam,
         name,
         sets,
         sets_seen,
         media_problems,
+        past_end,
     })
 }
 
@@ -619,16 +651,21 @@ struct SetVerifier<'a> {
     dec: &'a Tx<'a>,
     fam_at: &'a Location,
     progress: &'a (dyn Fn(u64) + Sync),
+    /// True on a stream, where the media end wherever the parser finds bytes that are not
+    /// theirs. A file is read only to where its scan found the media to end, so what the
+    /// parser takes for such bytes before there is damage.
+    stream: bool,
 }
 
 impl SetVerifier<'_> {
-    /// What was seen, and the offset of the set's end-of-set record when its framing held to
-    /// the end.
+    /// What was seen; the offset of the set's end-of-set record when its framing held to the
+    /// end; and what follows the end of the media, when the media end in or before this set.
     fn run(
         &self,
         r: &mut RecordReader<Box<dyn Source>>,
         payload: &mut Vec<u8>,
-    ) -> (FamSet, Option<u64>) {
+    ) -> (FamSet, Option<u64>, Option<PastEnd>) {
+        let mut past = None;
         let mut s = FamSet::default();
         let mut p = SetParser::new(
             self.label,
@@ -659,6 +696,18 @@ impl SetVerifier<'_> {
             let ev = match ev {
                 Ok(Some(ev)) => ev,
                 Ok(None) => break None,
+                Err(Error::PastEnd(pe)) if self.stream => {
+                    if p.started() {
+                        s.problems.push(self.cut_short(&p, &pe));
+                    }
+                    past = Some(*pe);
+                    break None;
+                }
+                Err(Error::PastEnd(pe)) => {
+                    let e = pe.into_damage();
+                    s.problems.push(self.lost(&p, &set_at.clone().at(off), &e));
+                    break None;
+                }
                 Err(e) => {
                     s.problems.push(self.lost(&p, &set_at.clone().at(off), &e));
                     break None;
@@ -690,7 +739,26 @@ impl SetVerifier<'_> {
         };
         s.blocks = p.blocks().collect();
         (s.original, s.stored) = p.totals();
-        (s, end)
+        (s, end, past)
+    }
+
+    /// The problem of a set that the end of the media cut short: it is incomplete.
+    fn cut_short(&self, p: &SetParser, past: &PastEnd) -> Problem {
+        let what = match past.beyond {
+            Beyond::Media { .. } => "another bak media begins",
+            Beyond::Bytes { .. } => "bytes that are not bak records begin",
+        };
+        Problem {
+            kind: ProblemKind::Incomplete,
+            what: format!("{INCOMPLETE}: {what} here"),
+            ..Problem::from_error(
+                &p.set_at(),
+                &Error::Truncated {
+                    at: past.location(),
+                    what: REST_OF_SET.into(),
+                },
+            )
+        }
     }
 
     /// The problem that ended a set's framing: an end of the media inside the set makes the
@@ -786,18 +854,16 @@ impl Read for Plain {
 
 impl Source for Plain {}
 
-/// `Read` over a shared mapping, from a position.
+/// `Read` over a shared mapping, from a position to `end` (where the media end).
 struct MapReader {
     map: Arc<dyn Mapping>,
     pos: usize,
+    end: usize,
 }
 
 impl Source for MapReader {
     fn take_mapped(&mut self, n: usize) -> Option<(Arc<dyn Mapping>, std::ops::Range<usize>)> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.map.bytes().len())?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.end)?;
         let r = self.pos..end;
         self.pos = end;
         Some((Arc::clone(&self.map), r))
@@ -806,7 +872,7 @@ impl Source for MapReader {
 
 impl Read for MapReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let rest = self.map.bytes().get(self.pos..).unwrap_or(&[]);
+        let rest = self.map.bytes().get(self.pos..self.end).unwrap_or(&[]);
         let n = rest.len().min(buf.len());
         buf[..n].copy_from_slice(&rest[..n]);
         self.pos += n;

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::bytes::MediaKind;
-use crate::error::{Error, Location};
+use crate::error::{Beyond, Error, Location, PastEnd};
 
 /// The verdict on a backup set (RESTORE VERIFYONLY's words).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -67,6 +67,21 @@ pub enum ProblemKind {
     Foreign,
     /// Recognised, but this build cannot check it.
     Unsupported,
+    /// Another bak media begins after the end of these media on the same device: media
+    /// concatenated on one device (as `cat >>` makes), which are not one media set.
+    Concatenated,
+    /// Bytes that are not bak records follow the end of the media.
+    PastEnd,
+}
+
+impl ProblemKind {
+    /// The kind of problem that bytes past the end of the media make.
+    pub fn of_past_end(p: &PastEnd) -> ProblemKind {
+        match p.beyond {
+            Beyond::Media { .. } => ProblemKind::Concatenated,
+            Beyond::Bytes { .. } => ProblemKind::PastEnd,
+        }
+    }
 }
 
 impl Problem {
@@ -94,12 +109,18 @@ impl Problem {
                 (ProblemKind::Unsupported, e.to_string(), None, None)
             }
             Error::MediaSet { .. } => (ProblemKind::Missing, e.to_string(), None, None),
+            Error::PastEnd(p) => (ProblemKind::of_past_end(p), p.describe(), None, None),
             other => (ProblemKind::Corrupt, other.to_string(), None, None),
         };
+        let past_at;
         let loc = match e {
             Error::Corrupt { at: loc, .. }
             | Error::Truncated { at: loc, .. }
             | Error::UnsupportedVersion { at: loc, .. } => loc,
+            Error::PastEnd(p) => {
+                past_at = p.location();
+                &past_at
+            }
             _ => at,
         };
         Problem {
@@ -349,4 +370,48 @@ pub struct SetReport {
     pub original_bytes_checked: u64,
     /// Wall time spent on this set.
     pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_past_the_end_are_a_problem_of_their_own_kind_where_they_begin() {
+        let past = |beyond| PastEnd {
+            at: Location::device("x.bak").family(1),
+            offset: 8192,
+            len: Some(10),
+            beyond,
+        };
+        let media = past(Beyond::Media {
+            media_set_id: "id".into(),
+            same_media_set: false,
+            family_number: 1,
+            family_count: 1,
+        });
+        let p = Problem::from_error(
+            &Location::device("elsewhere"),
+            &Error::PastEnd(Box::new(media)),
+        );
+        assert_eq!(p.kind, ProblemKind::Concatenated);
+        assert_eq!(
+            (p.device.as_str(), p.family, p.offset, p.position),
+            ("x.bak", Some(1), Some(8192), None)
+        );
+        assert!(p
+            .what
+            .starts_with("a second bak media begins here (media set id"));
+        assert!(p
+            .to_string()
+            .starts_with("x.bak: family 1, offset 8192: a second bak media"));
+        let bytes = past(Beyond::Bytes { first: "ff".into() });
+        let p = Problem::from_error(&Location::device("x.bak"), &Error::PastEnd(Box::new(bytes)));
+        assert_eq!(p.kind, ProblemKind::PastEnd);
+        assert_eq!(
+            p.what,
+            "10 bytes past the end of the media (not bak records: first bytes ff)"
+        );
+        assert_eq!(Verdict::of(&[p], true), Verdict::Damaged);
+    }
 }
