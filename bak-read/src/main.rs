@@ -38,10 +38,9 @@ struct Args {
     /// Buffers in the pool (default: devices x 4 + 2 x threads + 2).
     #[arg(long, value_name = "N")]
     buffer_count: Option<usize>,
-    /// Print a progress line every N percent (every N GiB when the size is unknown).
-    #[arg(long, value_name = "N")]
-    stats: Option<u64>,
-    /// No progress output and no summary.
+    #[command(flatten)]
+    progress: bak_cli::ProgressArgs,
+    /// No bar, no --stats lines and no summary (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
     /// SQL Server backups: which stream to write, the database pages (data) or the log.
@@ -156,15 +155,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     }
     let (mut out, out_name) = output(&args)?;
     let stop = bak_core::Stop::new();
-    let progress = Progress::new("RESTORE", None, args.stats, args.quiet);
-    let r = restore(
-        devs,
-        &opts,
-        &mut out,
-        &out_name,
-        &|n| progress.update(n),
-        &stop,
-    );
+    // The total comes from the media, through `restore`.
+    let progress = Progress::new("RESTORE", None, &args.progress, args.quiet);
+    let r = restore(devs, &opts, &mut out, &out_name, &progress, &stop);
     progress.finish();
     let s = r?;
     if !args.quiet {

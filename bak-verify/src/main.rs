@@ -43,10 +43,9 @@ struct Args {
     /// One JSON report object per set.
     #[arg(long)]
     json: bool,
-    /// Print a progress line every N GiB checked.
-    #[arg(long, value_name = "N")]
-    stats: Option<u64>,
-    /// No progress output.
+    #[command(flatten)]
+    progress: bak_cli::ProgressArgs,
+    /// No bar and no --stats lines (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
 }
@@ -67,9 +66,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 stop_on_error: args.stop_on_error,
                 threads: args.threads.unwrap_or(0),
             };
-            let progress = Progress::new("VERIFY", None, args.stats, args.quiet);
+            // Bytes of media read; the total comes from the media, through `verify`.
+            let progress = Progress::new("VERIFY", None, &args.progress, args.quiet);
             let stop = bak_core::Stop::new();
-            let r = verify(devs, &opts, &|n| progress.update(n), &stop);
+            let r = verify(devs, &opts, &progress, &stop);
             progress.finish();
             r?
         }

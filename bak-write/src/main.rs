@@ -73,10 +73,9 @@ struct Args {
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
-    /// Print a progress line every N percent (every N GiB when the size is unknown).
-    #[arg(long, value_name = "N")]
-    stats: Option<u64>,
-    /// No progress output.
+    #[command(flatten)]
+    progress: bak_cli::ProgressArgs,
+    /// No bar, no --stats lines and no summary (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
     /// Print the summary as one JSON object on standard output.
@@ -168,7 +167,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
             opts.source_label = p.display().to_string();
             (Box::new(f), p.display().to_string())
         }
-        _ => (Box::new(std::io::stdin().lock()), "stdin".to_string()),
+        _ => {
+            // `< file` has a known size too: a total for the progress and the leading config.
+            opts.expected_size = bak_cli::stdin_file_left();
+            (Box::new(std::io::stdin().lock()), "stdin".to_string())
+        }
     };
 
     // A block per system call: a 64 KiB pipe made bak-write wait on 16 reads per block.
@@ -181,7 +184,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     }
     let stop = bak_cli::stop_on_signals()?;
     let devices = open_backup_devices(&args.devices, mts)?;
-    let progress = Progress::new("BACKUP", opts.expected_size, args.stats, args.quiet);
+    let progress = Progress::new("BACKUP", opts.expected_size, &args.progress, args.quiet);
     let result = backup(
         &mut input,
         &input_name,
