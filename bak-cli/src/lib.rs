@@ -1,11 +1,8 @@
 //! Plumbing shared by the four bak tools, so it is written once: exit codes and error printing,
 //! progress on stderr, human sizes, and table / JSON / CSV rendering of rows.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
 
 use bak_core::Error;
 
@@ -15,6 +12,9 @@ pub mod signals;
 
 pub use output::{Inputs, Output, OutputOptions};
 pub use signals::{stop_on_signals, EXIT_INTERRUPTED};
+mod progress;
+
+pub use progress::{Progress, ProgressArgs, ProgressMode};
 
 /// `eprintln!` that cannot panic: a closed stderr (`2> >(head -c0)`) must not stop a tool.
 #[macro_export]
@@ -103,6 +103,22 @@ fn is_broken_stdout(e: &anyhow::Error) -> bool {
     })
 }
 
+/// What is left to read of standard input when it is a regular file (`< file`): its size less
+/// the offset it is at. `None` for a pipe, a terminal or anything else.
+pub fn stdin_file_left() -> Option<u64> {
+    use std::io::Seek;
+    use std::os::fd::AsFd;
+    // A duplicate shares the offset; asking for it does not move it.
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let mut f = std::fs::File::from(fd);
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let at = f.stream_position().ok()?;
+    Some(meta.len().saturating_sub(at))
+}
+
 /// Parse a size: `65536`, `64K`, `64KiB`, `1M`, `1MiB`, `1G` (binary multiples).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
@@ -144,101 +160,6 @@ pub fn mb_per_s(bytes: u64, secs: f64) -> f64 {
         0.0
     } else {
         bytes as f64 / 1e6 / secs
-    }
-}
-
-/// How progress is shown: a bar on a terminal, plain lines when asked, or nothing.
-pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    stats: Option<u64>,
-    total: Option<u64>,
-    next_mark: AtomicU64,
-    started: Instant,
-    verb: &'static str,
-    lock: Mutex<()>,
-}
-
-impl Progress {
-    /// `stats`: print a line every N percent (every N GiB when `total` is unknown).
-    pub fn new(verb: &'static str, total: Option<u64>, stats: Option<u64>, quiet: bool) -> Self {
-        let total = total.filter(|&t| t > 0);
-        let bar = (!quiet && stats.is_none() && std::io::stderr().is_terminal()).then(|| {
-            let b = match total {
-                Some(t) => indicatif::ProgressBar::new(t),
-                None => indicatif::ProgressBar::new_spinner(),
-            };
-            let style = match total {
-                Some(_) => "{spinner} {bytes}/{total_bytes} [{bar:30}] {percent}% {binary_bytes_per_sec} {elapsed}",
-                None => "{spinner} {bytes} {binary_bytes_per_sec} {elapsed}",
-            };
-            if let Ok(s) = indicatif::ProgressStyle::with_template(style) {
-                b.set_style(s.progress_chars("=> "));
-            }
-            b.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
-            b
-        });
-        let stats = if quiet {
-            None
-        } else {
-            stats.filter(|&s| s > 0)
-        };
-        let first = stats.map_or(u64::MAX, |s| step(s, total));
-        Progress {
-            bar,
-            stats,
-            total,
-            next_mark: AtomicU64::new(first),
-            started: Instant::now(),
-            verb,
-            lock: Mutex::new(()),
-        }
-    }
-
-    /// Report the bytes done so far (from any thread).
-    pub fn update(&self, done: u64) {
-        if let Some(b) = &self.bar {
-            b.set_position(done);
-        }
-        if let Some(s) = self.stats {
-            if done >= self.next_mark.load(Ordering::Relaxed) {
-                let _g = self.lock.lock();
-                let mark = self.next_mark.load(Ordering::Relaxed);
-                if done < mark {
-                    return;
-                }
-                let st = step(s, self.total);
-                self.next_mark
-                    .store((done / st + 1) * st, Ordering::Relaxed);
-                let secs = self.started.elapsed().as_secs_f64();
-                let pct = self
-                    .total
-                    .map(|t| format!(" ({}%)", done.saturating_mul(100) / t))
-                    .unwrap_or_default();
-                // A closed stderr must not stop a backup (eprintln! would panic on EPIPE).
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{} {} bytes{pct} in {:.2} s ({:.1} MB/s)",
-                    self.verb,
-                    done,
-                    secs,
-                    mb_per_s(done, secs)
-                );
-            }
-        }
-    }
-
-    /// Remove the bar.
-    pub fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-fn step(stats: u64, total: Option<u64>) -> u64 {
-    match total {
-        Some(t) => (t.saturating_mul(stats) / 100).max(1),
-        None => stats.saturating_mul(1 << 30).max(1),
     }
 }
 

@@ -71,6 +71,7 @@ pub use ops::backup::{
 };
 pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
 pub use ops::verify::{verify, VerifyOptions};
+pub use ops::ProgressSink;
 
 /// Listing what bak media hold: LABELONLY and HEADERONLY facts.
 pub mod list {

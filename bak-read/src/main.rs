@@ -47,10 +47,9 @@ struct Args {
     /// Buffers in the pool (default: devices x 4 + 2 x threads + 2; 2 to 1024).
     #[arg(long, value_name = "N")]
     buffer_count: Option<usize>,
-    /// Print a progress line every N percent (every N GiB when the size is unknown).
-    #[arg(long, value_name = "N")]
-    stats: Option<u64>,
-    /// No progress output and no summary.
+    #[command(flatten)]
+    progress: bak_cli::ProgressArgs,
+    /// No bar, no --stats lines and no summary (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
     /// SQL Server backups: which stream to write, the database pages (data) or the log.
@@ -165,16 +164,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let Some(mut output) = output else {
         anyhow::bail!("--list-streams is for SQL Server backups; bak media hold one stream");
     };
-    let progress = Progress::new("RESTORE", None, args.stats, args.quiet);
+    // The total comes from the media, through `restore`.
+    let progress = Progress::new("RESTORE", None, &args.progress, args.quiet);
     let out_name = output.name().to_string();
-    let r = restore(
-        devs,
-        &opts,
-        output.writer(),
-        &out_name,
-        &|n| progress.update(n),
-        &stop,
-    );
+    let r = restore(devs, &opts, output.writer(), &out_name, &progress, &stop);
     progress.finish();
     let s = r?;
     output.finish()?;

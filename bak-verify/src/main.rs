@@ -44,10 +44,9 @@ struct Args {
     /// One JSON report object per set.
     #[arg(long)]
     json: bool,
-    /// Print a progress line every N GiB checked.
-    #[arg(long, value_name = "N")]
-    stats: Option<u64>,
-    /// No progress output.
+    #[command(flatten)]
+    progress: bak_cli::ProgressArgs,
+    /// No bar and no --stats lines (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
 }
@@ -74,8 +73,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 stop_on_error: args.stop_on_error,
                 threads: args.threads.unwrap_or(0),
             };
-            let progress = Progress::new("VERIFY", None, args.stats, args.quiet);
-            let r = verify(devs, &opts, &|n| progress.update(n), &stop);
+            // Bytes of media read; the total comes from the media, through `verify`.
+            let progress = Progress::new("VERIFY", None, &args.progress, args.quiet);
+            let r = verify(devs, &opts, &progress, &stop);
             progress.finish();
             r?
         }

@@ -83,10 +83,9 @@ struct Args {
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
-    /// Print a progress line every N percent (every N GiB when the size is unknown).
-    #[arg(long, value_name = "N")]
-    stats: Option<u64>,
-    /// No progress output.
+    #[command(flatten)]
+    progress: bak_cli::ProgressArgs,
+    /// No bar, no --stats lines and no summary (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
     /// Print the summary as one JSON object on standard output.
@@ -229,6 +228,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 !std::io::stdin().is_terminal(),
                 "refusing to read the backup from a terminal; pipe the data in or give --input FILE"
             );
+            // `< file` has a known size too: a total for the progress and the leading config.
+            opts.expected_size = bak_cli::stdin_file_left();
             (Box::new(std::io::stdin().lock()), "stdin".to_string())
         }
     };
@@ -242,7 +243,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         }
     }
     let devices = open_backup_devices(&args.devices, mts)?;
-    let progress = Progress::new("BACKUP", opts.expected_size, args.stats, args.quiet);
+    let progress = Progress::new("BACKUP", opts.expected_size, &args.progress, args.quiet);
     let result = backup(
         &mut input,
         &input_name,

@@ -19,6 +19,7 @@ use crate::error::{Error, Location, PastEnd, Result};
 use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser};
 use crate::media::position::{position_families, Positioned};
+use crate::ops::ProgressSink;
 
 /// Options of a restore.
 #[derive(Debug, Clone)]
@@ -172,12 +173,16 @@ pub(crate) fn set_name(names: &[&str]) -> String {
 /// messages). Every block's CRC and hash and the end-to-end digest are checked; the restore
 /// stops at the first problem and never writes a byte it knows to be wrong. Raising `stop`
 /// ends it with [`Error::Interrupted`].
+///
+/// `progress` counts the original bytes written. Its total is the set's original size: from
+/// the trailing config when a family is a random-read device (a file), else the input size
+/// the writer knew in advance (the leading config's expected size), else unknown.
 pub fn restore(
     devs: Vec<Opened>,
     opts: &RestoreOptions,
     out: &mut dyn Write,
     out_name: &str,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &dyn ProgressSink,
     stop: &Stop,
 ) -> Result<RestoreSummary> {
     let started = Instant::now();
@@ -219,6 +224,7 @@ pub fn restore(
             });
         }
     }
+    progress.total(set_size(&fams, position));
     let mts = fams[0].leading.max_transfer;
     let buf_size = raw_frame_len(mts) as usize;
     let threads = opts.threads.max(1);
@@ -292,7 +298,7 @@ pub fn restore(
                 written += ol as u64;
                 stored += o.header.stored_len as u64;
                 blocks += 1;
-                progress(written);
+                progress.done(written);
                 pool.put(o.buf);
             }
             Ok(())
@@ -333,6 +339,21 @@ pub fn restore(
         families: n as u32,
         seconds: started.elapsed().as_secs_f64(),
         past_end,
+    })
+}
+
+/// The original size of the set, where the media say it before the data: a file's scan found
+/// the set's trailing config; a stream has only the size the writer expected (its input's size,
+/// when that was a file).
+fn set_size(fams: &[Started], position: u32) -> Option<u64> {
+    let scanned = fams.iter().find_map(|f| {
+        let s = f.fam.scan.as_ref()?.set(position)?;
+        Some(s.trailing.total_original)
+    });
+    scanned.or_else(|| {
+        fams.iter()
+            .map(|f| f.leading.expected_size)
+            .find(|&s| s != u64::MAX)
     })
 }
 

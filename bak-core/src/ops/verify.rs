@@ -25,6 +25,7 @@ use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser, INCOMPLETE, REST_OF_SET};
 use crate::media::reader::RecordReader;
 use crate::ops::restore::set_name;
+use crate::ops::ProgressSink;
 use crate::report::{Problem, ProblemKind, SetReport, Verdict};
 
 /// What to verify, and how.
@@ -138,10 +139,16 @@ struct FamResult {
 /// Verify bak media: a report per backup set (and one at position 0 for damage outside any
 /// set). `Err` only for I/O errors and devices that are not one whole media set. Raising
 /// `stop` ends it with [`Error::Interrupted`].
+///
+/// `progress` counts the bytes of media read, summed over the families: records and stored
+/// payloads, what a family's reader passes over. Its total is known when every family is a
+/// file (a mapped random-read device): from the first set (or the set asked for) to the end
+/// of the file (or of that set). Damage that makes a family skip to its next set leaves the
+/// count short of the total.
 pub fn verify(
     devs: Vec<Opened>,
     opts: &VerifyOptions,
-    progress: &(dyn Fn(u64) + Sync),
+    progress: &dyn ProgressSink,
     stop: &Stop,
 ) -> Result<Vec<SetReport>> {
     let started = Instant::now();
@@ -153,6 +160,9 @@ pub fn verify(
     };
     let devs = order_families(devs)?;
     let n = devs.len();
+    // Each family's tail and map before any family is read, so the total is known first.
+    let tails = devs.iter().map(Tail::of).collect::<Result<Vec<Tail>>>()?;
+    progress.total(tails.iter().map(|t| t.span(opts.position)).sum());
     let media_set = set_name(&devs.iter().map(|d| d.name()).collect::<Vec<_>>());
     let op = stop.child();
     let done = AtomicU64::new(0);
@@ -180,15 +190,16 @@ pub fn verify(
         }
         let hs: Vec<_> = devs
             .into_iter()
+            .zip(tails)
             .zip(txs)
-            .map(|(d, tx)| {
+            .map(|((d, tail), tx)| {
                 let done = &done;
                 let op = &op;
                 spawn_part(s, op, "family verifier", move || {
                     let mut out = None;
                     run_part(op, "family verifier", || {
-                        out = Some(verify_family(d, opts, tx, op, &|k| {
-                            progress(done.fetch_add(k, Ordering::Relaxed) + k)
+                        out = Some(verify_family(d, tail, opts, tx, op, &|k| {
+                            progress.done(done.fetch_add(k, Ordering::Relaxed) + k)
                         })?);
                         Ok(())
                     });
@@ -403,8 +414,63 @@ fn judge(
 
 type Tx<'a> = Option<(&'a Decoders, Sender<'a, DecodeJob>)>;
 
+/// What is known of a family before it is read: the sets its tail names (random-read
+/// devices), and its bytes in place (files).
+struct Tail {
+    /// (position, set header offset, previous end-of-set, end of the set's end-of-set record)
+    known: Vec<(u32, u64, u64, u64)>,
+    map: Option<Arc<dyn Mapping>>,
+    /// What the scan found past the end of the media (a second media, other bytes).
+    past_end: Option<PastEnd>,
+}
+
+impl Tail {
+    fn of(d: &Opened) -> Result<Tail> {
+        let scan = d.random().and_then(|f| scan_family(f, d.name()).ok());
+        let known = scan
+            .as_ref()
+            .map(|scan| {
+                scan.sets
+                    .iter()
+                    .map(|s| {
+                        (
+                            s.header.position,
+                            s.eset.set_header_offset,
+                            s.eset.prev_eset_offset,
+                            s.eset.self_offset + ESET_FRAME_LEN as u64,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        // A file is read through a memory map: no read(2) per block. Its shared lock keeps bak
+        // writers (which take an exclusive one) from truncating the file under the map.
+        let map = if d.random().is_some() { d.map()? } else { None };
+        Ok(Tail {
+            known,
+            map,
+            past_end: scan.and_then(|s| s.past_end),
+        })
+    }
+
+    /// The bytes `verify_family` will read of a mapped family: from the wanted set when the
+    /// tail knows it, else from the first set, to the end of that set, else of the file.
+    /// `None` for a stream.
+    fn span(&self, position: Option<u32>) -> Option<u64> {
+        let len = self.map.as_ref()?.bytes().len() as u64;
+        let len = self.past_end.as_ref().map_or(len, |p| p.offset.min(len));
+        Some(
+            match position.and_then(|p| self.known.iter().find(|k| k.0 == p)) {
+                Some(&(_, start, _, end)) => end.min(len).saturating_sub(start),
+                None => len.saturating_sub(FIRST_SET_OFFSET),
+            },
+        )
+    }
+}
+
 fn verify_family(
     d: Opened,
+    tail: Tail,
     opts: &VerifyOptions,
     dec: Tx<'_>,
     stop: &Stop,
@@ -423,31 +489,13 @@ fn verify_family(
     let mut sets = BTreeMap::new();
     // The highest position met, whichever set was asked for: "the media hold N sets".
     let mut sets_seen = 0u32;
-
-    // Sets known from the tail of a random-read device: (position, set header offset,
-    // previous end-of-set); and what the scan found past the end of the media.
-    let scan = d.random().and_then(|f| scan_family(f, &name).ok());
-    let known: Vec<(u32, u64, u64)> = scan
-        .as_ref()
-        .map(|scan| {
-            scan.sets
-                .iter()
-                .map(|s| {
-                    (
-                        s.header.position,
-                        s.eset.set_header_offset,
-                        s.eset.prev_eset_offset,
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let scan_past = scan.and_then(|s| s.past_end);
+    let Tail {
+        known,
+        map,
+        past_end: scan_past,
+    } = tail;
     // On a file the scan says where the media end, and nothing past there is read as theirs.
     let media_end = scan_past.as_ref().map_or(u64::MAX, |p| p.offset);
-    // A file is read through a memory map: no read(2) per block. Its shared lock keeps bak
-    // writers (which take an exclusive one) from truncating the file under the map.
-    let map = if d.random().is_some() { d.map()? } else { None };
     let file = map.is_some();
     let open_at = |off: u64| -> Result<RecordReader<Box<dyn Source>>> {
         let Some(m) = &map else {
@@ -471,7 +519,7 @@ fn verify_family(
     // Start where the wanted set is known to be, else at the first set.
     let (mut pos, mut prev, mut r) =
         match opts.position.and_then(|p| known.iter().find(|k| k.0 == p)) {
-            Some(&(p, off, prev)) => (p, prev, open_at(off)?),
+            Some(&(p, off, prev, _)) => (p, prev, open_at(off)?),
             None if file => (1, 0, open_at(FIRST_SET_OFFSET)?),
             None => {
                 let r = d.records_from(FIRST_SET_OFFSET, at.clone())?;
@@ -538,7 +586,7 @@ fn verify_family(
                 }
             }
             // The set's framing was lost: resume at the next set the tail knows of.
-            (None, Some((p, off, pv))) if file => {
+            (None, Some((p, off, pv, _))) if file => {
                 pos = p;
                 prev = pv;
                 r = open_at(off)?;
