@@ -1,5 +1,6 @@
 //! Plumbing shared by the four bak tools, so it is written once: exit codes and error printing,
-//! progress on stderr, human sizes, and table / JSON / CSV rendering of rows.
+//! progress on stderr, human sizes, table / JSON / CSV rendering of rows, and the man pages and
+//! shell completions (`--generate`).
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use std::time::Instant;
 use bak_core::Error;
 
 pub mod dates;
+pub mod generate;
 
 /// `eprintln!` that cannot panic: a closed stderr (`2> >(head -c0)`) must not stop a tool.
 #[macro_export]

@@ -13,6 +13,7 @@ mod appends_and_init;
 mod errors_and_exit_codes;
 mod fault_injection;
 mod format_1_0_media;
+mod generated_docs;
 mod header_listing;
 mod hostile_environment;
 mod pipes_and_fifos;
