@@ -3,8 +3,24 @@
 # another order, compare; then the same compressed, through FIFOs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --workspace -q
-bin=target/release
+# The tools are built where cargo puts them: CARGO_TARGET_DIR, a target-dir in a cargo config,
+# or target/. cargo metadata knows which.
+target=$(cargo metadata --format-version 1 --no-deps |
+  sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+if [ -z "$target" ]; then
+  echo "demo: cargo metadata did not say where the target directory is" >&2
+  exit 2
+fi
+bin=$target/release
+echo "demo: building the four tools (release) into $bin; the first build takes a few minutes"
+cargo build --release --workspace
+for t in bak-write bak-read; do
+  if [ ! -x "$bin/$t" ]; then
+    echo "demo: $bin/$t is not there after the build" >&2
+    exit 2
+  fi
+done
+echo "demo: built; making 64 MiB of sample data"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

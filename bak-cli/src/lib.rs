@@ -1,5 +1,6 @@
 //! Plumbing shared by the four bak tools, so it is written once: exit codes and error printing,
-//! progress on stderr, human sizes, and table / JSON / CSV rendering of rows.
+//! progress on stderr, human sizes, table / JSON / CSV rendering of rows, and the man pages and
+//! shell completions (`--generate`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use std::process::ExitCode;
 use bak_core::Error;
 
 pub mod dates;
+pub mod generate;
 pub mod output;
 pub mod signals;
 

@@ -26,7 +26,7 @@ Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 in
 #[command(name = "bak-header", version, about, after_help = EXAMPLES)]
 struct Args {
     /// Backup devices (bak media or SQL Server .bak files).
-    #[arg(required = true, value_name = "DEVICE")]
+    #[arg(required_unless_present = "generate", value_name = "DEVICE")]
     devices: Vec<PathBuf>,
     /// Print the media label of each device (LABELONLY).
     #[arg(long, conflicts_with = "filelist")]
@@ -46,6 +46,9 @@ struct Args {
     /// Every column in the table, not only the key ones.
     #[arg(long)]
     all_columns: bool,
+    /// Print a man page or a shell completion script for this tool, and exit.
+    #[arg(long, value_name = "KIND", hide_short_help = true)]
+    generate: Option<bak_cli::generate::Kind>,
 }
 
 const LABEL_COLUMNS: &[&str] = &[
@@ -82,6 +85,9 @@ const FILE_COLUMNS: &[&str] = &[
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return bak_cli::generate::print(<Args as clap::CommandFactory>::command(), kind);
+    }
     bak_cli::run("bak-header", true, || run(args))
 }
 

@@ -26,7 +26,7 @@ Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 in
 #[command(name = "bak-read", version, about, after_help = EXAMPLES)]
 struct Args {
     /// Backup devices: every family of the media set, in any order (- is standard input).
-    #[arg(required = true, value_name = "DEVICE")]
+    #[arg(required_unless_present = "generate", value_name = "DEVICE")]
     devices: Vec<PathBuf>,
     /// Which backup set to restore, by position (RESTORE's FILE).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -64,6 +64,9 @@ struct Args {
     /// into the stream written, so it reads as plain MTF.
     #[arg(long)]
     mtf: bool,
+    /// Print a man page or a shell completion script for this tool, and exit.
+    #[arg(long, value_name = "KIND", hide_short_help = true)]
+    generate: Option<bak_cli::generate::Kind>,
 }
 
 /// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
@@ -105,6 +108,9 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice], output: Option<Output>) -> 
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return bak_cli::generate::print(<Args as clap::CommandFactory>::command(), kind);
+    }
     bak_cli::run("bak-read", true, || run(args))
 }
 

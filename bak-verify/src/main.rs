@@ -27,7 +27,7 @@ Exit status: 0 everything checked is valid; 1 media damaged or incomplete; 2 usa
 #[command(name = "bak-verify", version, about, after_help = EXAMPLES)]
 struct Args {
     /// Backup devices: every family of the media set, in any order.
-    #[arg(required = true, value_name = "DEVICE")]
+    #[arg(required_unless_present = "generate", value_name = "DEVICE")]
     devices: Vec<PathBuf>,
     /// Only this backup set (default: every set).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -49,10 +49,16 @@ struct Args {
     /// No bar and no --stats lines (--progress json still prints).
     #[arg(short, long)]
     quiet: bool,
+    /// Print a man page or a shell completion script for this tool, and exit.
+    #[arg(long, value_name = "KIND", hide_short_help = true)]
+    generate: Option<bak_cli::generate::Kind>,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return bak_cli::generate::print(<Args as clap::CommandFactory>::command(), kind);
+    }
     bak_cli::run("bak-verify", true, || run(args))
 }
 

@@ -33,7 +33,7 @@ Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 in
 #[command(name = "bak-write", version, about, after_help = EXAMPLES)]
 struct Args {
     /// Backup devices: one media family each (1 to 64).
-    #[arg(required = true, value_name = "DEVICE")]
+    #[arg(required_unless_present = "generate", value_name = "DEVICE")]
     devices: Vec<PathBuf>,
     /// Read this file instead of standard input.
     #[arg(short, long, value_name = "FILE")]
@@ -91,6 +91,9 @@ struct Args {
     /// Print the summary as one JSON object on standard output.
     #[arg(long)]
     json: bool,
+    /// Print a man page or a shell completion script for this tool, and exit.
+    #[arg(long, value_name = "KIND", hide_short_help = true)]
+    generate: Option<bak_cli::generate::Kind>,
 }
 
 fn parse_codec(s: &str) -> anyhow::Result<Codec> {
@@ -112,6 +115,9 @@ fn parse_codec(s: &str) -> anyhow::Result<Codec> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(kind) = args.generate {
+        return bak_cli::generate::print(<Args as clap::CommandFactory>::command(), kind);
+    }
     bak_cli::run("bak-write", false, || run(args))
 }
 

@@ -15,6 +15,7 @@ mod errors_and_exit_codes;
 mod fault_injection;
 mod flags_as_documented;
 mod format_1_0_media;
+mod generated_docs;
 mod header_listing;
 mod hostile_environment;
 mod interrupts;
