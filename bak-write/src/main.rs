@@ -201,6 +201,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let input_path = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let mut inputs = bak_cli::Inputs::default();
     inputs.add(&input_path);
+    if args.json {
+        // The summary goes to standard output: not onto the input, nor onto a device.
+        let mut ours = bak_cli::Inputs::devices(&args.devices);
+        ours.add(&input_path);
+        ours.check_stdout()?;
+    }
     for d in &args.devices {
         if d.as_os_str() == "-" {
             inputs.check_stdout()?;

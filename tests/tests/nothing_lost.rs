@@ -112,6 +112,19 @@ fn a_standard_output_that_is_an_input_is_refused_by_every_tool() {
             "{tool} changed the media"
         );
     }
+    // `bak-write --json DEVICE >> DEVICE`: the summary would land on the media.
+    let out = fs::OpenOptions::new().append(true).open(&m.one).unwrap();
+    let r = Command::new(bin("bak-write"))
+        .args(["--quiet", "--json"])
+        .arg(&m.one)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("standard output"));
+    assert_eq!(fs::read(&m.one).unwrap(), before);
 }
 
 #[test]
