@@ -543,6 +543,26 @@ pub fn read_stream(
     if holders.is_empty() {
         return Err(no_such_set(&fams, position));
     }
+    // Every family holds its part of the set: one that lacks it makes the set incomplete (or
+    // damaged), never a shorter stream that passes as whole.
+    if let Some(d) = fams.iter().find(|d| d.set(position).is_none()) {
+        let last = d.positions().into_iter().max().unwrap_or(0);
+        return Err(Error::Truncated {
+            at: Location::device(d.media.device()).family(d.family()),
+            what: if last < position {
+                format!(
+                    "backup set {position}, which family {} holds: this family ends after set \
+                     {last}, so the backup set is incomplete",
+                    holders[0].0.family()
+                )
+            } else {
+                format!(
+                    "backup set {position}, which family {} holds",
+                    holders[0].0.family()
+                )
+            },
+        });
+    }
     for (d, s) in &holders {
         if let Some(e) = d.set_damage(s) {
             return Err(e);
@@ -806,14 +826,31 @@ pub fn verify(
                 break;
             }
             let Some(s) = d.set(pos) else {
+                // A family that ends before the set was never written with it (the set was
+                // appended to other families only): incomplete. A gap among its sets: damage.
+                let last = d.positions().into_iter().max().unwrap_or(0);
+                let ends_before = last < pos;
                 rep.problems.push(Problem {
+                    kind: if ends_before {
+                        ProblemKind::Incomplete
+                    } else {
+                        ProblemKind::Missing
+                    },
                     device: d.media.device(),
                     family: Some(d.family()),
                     position: Some(pos),
-                    what: format!("family {} lacks backup set {pos}", d.family()),
+                    what: if ends_before {
+                        format!(
+                            "family {} lacks backup set {pos}: it ends after set {last}, so the \
+                             set is incomplete",
+                            d.family()
+                        )
+                    } else {
+                        format!("family {} lacks backup set {pos}", d.family())
+                    },
                     ..Default::default()
                 });
-                truncated_only = false;
+                truncated_only &= ends_before;
                 continue;
             };
             let first_set = d.cat.sets.first().map(|f| f.sset_off) == Some(s.sset_off);

@@ -421,3 +421,31 @@ mod props {
         }
     }
 }
+
+#[test]
+fn a_set_appended_to_one_family_only_is_incomplete() {
+    // Two families; set 1 on both, set 2 appended to family 1 only.
+    let fam = |f: u16, sets: Vec<SetSpec>| {
+        build(&MediaSpec {
+            guid: [11; 16],
+            family_count: 2,
+            family: f,
+            sets,
+            ..Default::default()
+        })
+    };
+    let one = fam(1, vec![set("s", b'D', 0..8), set("s", b'D', 0..4)]);
+    let two = fam(2, vec![set("s", b'D', 8..16)]);
+    let devs = [open("inc1.bak", &one), open("inc2.bak", &two)];
+    let reps = mtf::verify(&devs, None, false).unwrap();
+    assert_eq!(reps.len(), 2);
+    assert_eq!(reps[0].verdict, Verdict::Valid, "{reps:?}");
+    assert_eq!(reps[1].verdict, Verdict::Incomplete, "{reps:?}");
+    assert!(
+        reps[1].problems[0].what.contains("ends after set 1"),
+        "{:?}",
+        reps[1].problems
+    );
+    // bak-read of set 2 does not pass it off as whole.
+    assert!(mtf::read_stream(&devs, 2, StreamKind::Data, &mut Vec::new(), "out").is_err());
+}

@@ -83,3 +83,41 @@ fn stop_on_error_reports_only_the_first_problem() {
         2
     );
 }
+
+#[test]
+fn a_set_missing_from_the_end_of_one_family_is_incomplete_not_damaged() {
+    let t = temp_dir("vinc");
+    let devs = devices(&t, "v", 3);
+    let one = data(5 * MTS + 3, 1);
+    assert_eq!(write(&devs, &["--max-transfer-size", "64K"], &one).code, 0);
+    // Family 3 as it was before set 2 was appended: set 2 is on families 1 and 2 only.
+    let before = std::fs::read(&devs[2]).unwrap();
+    assert_eq!(
+        write(&devs, &["--max-transfer-size", "64K"], &data(MTS, 2)).code,
+        0
+    );
+    std::fs::write(&devs[2], &before).unwrap();
+    let v = tool("bak-verify", &args!["--json", &devs]);
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    let reps = json_lines(&v.stdout);
+    assert_eq!(reps[0]["Verdict"], "valid");
+    assert_eq!(reps[1]["Verdict"], "incomplete", "{reps:?}");
+    let p = reps[1]["Problems"][0]["What"].as_str().unwrap().to_string();
+    assert!(p.contains("ends after set 1"), "{p}");
+    let text = tool("bak-verify", &args![&devs]);
+    let out = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        out.contains("The backup set on file 2 is incomplete"),
+        "{out}"
+    );
+    // bak-read of set 2 says which family it is missing on (exit 1); set 1 restores.
+    let r = tool("bak-read", &args!["--quiet", "--file", "2", &devs]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("v3.bak") && r.stderr.contains("incomplete"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty());
+    assert_eq!(tool("bak-read", &args!["--quiet", &devs]).stdout, one);
+}

@@ -34,10 +34,43 @@ impl Positioned {
 }
 
 /// Put each family at the start of set `position`.
+///
+/// A set that some families hold and others end before is incomplete (it was never written to
+/// them whole): media damage naming the family it is missing on, not "no such set".
 pub(crate) fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positioned>> {
-    devs.into_iter()
-        .map(|d| position_one(d, position))
-        .collect()
+    let tried: Vec<(String, Option<u16>, Result<Positioned>)> = devs
+        .into_iter()
+        .map(|d| {
+            let name = d.name().to_string();
+            let fam = d.label.as_ref().map(|l| l.family_number);
+            (name, fam, position_one(d, position))
+        })
+        .collect();
+    let holder = tried
+        .iter()
+        .find(|t| t.2.is_ok())
+        .map(|t| (t.0.clone(), t.1));
+    let mut out = Vec::with_capacity(tried.len());
+    for (name, fam, r) in tried {
+        match (r, &holder) {
+            (Ok(p), _) => out.push(p),
+            (Err(Error::NoSuchSet { count, .. }), Some((other, Some(of)))) => {
+                let mut at = Location::device(name);
+                if let Some(f) = fam {
+                    at = at.family(f as u32);
+                }
+                return Err(Error::Truncated {
+                    at,
+                    what: format!(
+                        "backup set {position}, which family {of} ({other}) holds: this family \
+                         ends after set {count}, so the backup set is incomplete"
+                    ),
+                });
+            }
+            (Err(e), _) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn position_one(d: Opened, position: u32) -> Result<Positioned> {

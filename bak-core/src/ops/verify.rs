@@ -292,6 +292,22 @@ fn judge(
     for f in fams {
         let dev = f.name.clone();
         match f.sets.get(&pos) {
+            // A family that ends before the set was never written with it: the set is
+            // incomplete. One that holds later sets but not this one is damaged.
+            None if f.sets_seen < pos => {
+                complete = false;
+                problems.push(Problem {
+                    kind: ProblemKind::Incomplete,
+                    device: dev,
+                    family: Some(f.family as u32),
+                    position: Some(pos),
+                    what: format!(
+                        "the backup set is not on this family, which ends after set {}",
+                        f.sets_seen
+                    ),
+                    ..Default::default()
+                });
+            }
             None => {
                 complete = false;
                 problems.push(Problem {
