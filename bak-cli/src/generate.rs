@@ -124,7 +124,7 @@ fn man_page(mut cmd: clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
         roff.control("fi", []);
     }
     roff.control("SH", ["EXIT STATUS"]);
-    let status = parts.exit_status.unwrap_or(crate::EXIT_HELP);
+    let status = parts.exit_status.as_deref().unwrap_or(crate::EXIT_HELP);
     match exit_codes(status) {
         Some(codes) => {
             for (code, meaning) in codes {
@@ -191,7 +191,8 @@ fn synopsis(cmd: &clap::Command) -> String {
 struct AfterHelp<'a> {
     examples: Vec<&'a str>,
     prose: Vec<Vec<&'a str>>,
-    exit_status: Option<&'a str>,
+    /// The paragraph's lines joined by spaces.
+    exit_status: Option<String>,
 }
 
 impl<'a> AfterHelp<'a> {
@@ -206,8 +207,9 @@ impl<'a> AfterHelp<'a> {
             match para.first().map(|l| l.trim()) {
                 None => {}
                 Some("Examples:") => parts.examples.extend(&para[1..]),
-                Some(l) if l.starts_with("Exit status:") && para.len() == 1 => {
-                    parts.exit_status = Some(l)
+                Some(l) if l.starts_with("Exit status:") => {
+                    parts.exit_status =
+                        Some(para.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" "))
                 }
                 Some(_) => parts.prose.push(para.clone()),
             }
@@ -252,7 +254,7 @@ Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
         assert_eq!(p.examples, ["  tool a b        # one", "  tool --x c"]);
         assert_eq!(p.prose, [vec!["Some prose", "on two lines."]]);
         assert_eq!(
-            p.exit_status,
+            p.exit_status.as_deref(),
             Some("Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.")
         );
         assert_eq!(AfterHelp::split(""), AfterHelp::default());
@@ -265,7 +267,8 @@ Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
             [
                 ("0", "good"),
                 ("1", "media damaged or incomplete"),
-                ("2", "usage or I/O error")
+                ("2", "usage or I/O error"),
+                ("130", "interrupted (SIGINT or SIGTERM)")
             ]
         );
         assert_eq!(exit_codes("Exit status: zero is good."), None);
