@@ -17,6 +17,7 @@ mod header_listing;
 mod hostile_environment;
 mod pipes_and_fifos;
 mod progress_output;
+mod read_checks_like_verify;
 mod verify_reports;
 mod write_read;
 

@@ -33,11 +33,35 @@ impl Positioned {
     }
 }
 
-/// Put each family at the start of set `position`.
+/// Put each family at the start of set `position`. A set that one family lacks while another
+/// holds it is damage to the media set (verify says the set is missing on that family), not a
+/// set the media do not hold.
 pub(crate) fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<Positioned>> {
-    devs.into_iter()
-        .map(|d| position_one(d, position))
-        .collect()
+    let tried: Vec<(String, Option<u16>, Result<Positioned>)> = devs
+        .into_iter()
+        .map(|d| {
+            let name = d.name().to_string();
+            let family = d.label.as_ref().map(|l| l.family_number);
+            (name, family, position_one(d, position))
+        })
+        .collect();
+    let held = tried.iter().any(|t| t.2.is_ok());
+    let mut out = Vec::with_capacity(tried.len());
+    for (name, family, r) in tried {
+        match r {
+            Ok(p) => out.push(p),
+            Err(Error::NoSuchSet { .. }) if held => {
+                return Err(Error::MediaSet {
+                    what: format!(
+                        "{name}: family {} lacks backup set {position}, which other families of the media set hold",
+                        family.unwrap_or(0)
+                    ),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn position_one(d: Opened, position: u32) -> Result<Positioned> {
