@@ -56,6 +56,12 @@ struct Args {
     /// into the stream written, so it reads as plain MTF.
     #[arg(long)]
     mtf: bool,
+    /// SQL Server backups: go on past damage (RESTORE's CONTINUE_AFTER_ERROR). Every byte that
+    /// can be read is written, damaged pages included (a chunk that does not decode as zeros),
+    /// every problem is named on standard error, and the exit status is 1. Without it the
+    /// restore stops at the first problem, before any byte of a damaged page is written.
+    #[arg(long)]
+    continue_after_error: bool,
 }
 
 fn output(args: &Args) -> anyhow::Result<(Box<dyn Write>, String)> {
@@ -90,28 +96,43 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice]) -> anyhow::Result<u8> {
     }
     let (mut out, name) = output(args)?;
     let started = std::time::Instant::now();
-    let n = if args.mtf {
+    let opts = mtf::ReadOptions {
+        continue_after_error: args.continue_after_error,
+    };
+    let r = if args.mtf {
         anyhow::ensure!(
             devs.len() == 1,
             "--mtf writes the MTF stream of one file; give one device"
         );
-        mtf::write_mtf(&devs[0], &mut out, &name)
+        mtf::write_mtf_with(&devs[0], &opts, &mut out, &name)
     } else {
         let kind = if args.stream == "log" {
             mtf::StreamKind::Log
         } else {
             mtf::StreamKind::Data
         };
-        mtf::read_stream(devs, args.file, kind, &mut out, &name)
+        mtf::read_stream_with(devs, args.file, kind, &opts, &mut out, &name)
     }?;
+    let n = r.bytes;
     out.flush()
         .map_err(|e| bak_core::Error::io(&name, "write", e))?;
+    for p in &r.problems {
+        bak_cli::say!("bak-read: {p}");
+    }
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
         bak_cli::say!(
             "RESTORE processed {n} bytes in {secs:.2} s ({:.1} MB/s)",
             mb_per_s(n, secs)
         );
+    }
+    if !r.problems.is_empty() {
+        bak_cli::say!(
+            "bak-read: {} problem{} passed over (--continue-after-error): {name} holds damaged bytes",
+            r.problems.len(),
+            if r.problems.len() == 1 { "" } else { "s" }
+        );
+        return Ok(bak_cli::EXIT_DAMAGED);
     }
     Ok(EXIT_OK)
 }
@@ -136,8 +157,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let devs = match media {
         Media::Bak(devs) => {
             anyhow::ensure!(
-                !args.list_streams && !args.mtf && args.stream == "data",
-                "--stream, --list-streams and --mtf are for SQL Server backups; bak media hold one stream"
+                !args.list_streams && !args.mtf && args.stream == "data" && !args.continue_after_error,
+                "--stream, --list-streams, --mtf and --continue-after-error are for SQL Server backups; bak media hold one stream, and their restore stops at the first problem"
             );
             devs
         }
