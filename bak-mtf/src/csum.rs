@@ -71,7 +71,7 @@ impl StreamSum {
 }
 
 /// XOR of the little-endian u32 words of `b` (whose length is a multiple of 4).
-fn xor_words(b: &[u8]) -> u32 {
+pub(crate) fn xor_words(b: &[u8]) -> u32 {
     // Eight lanes of u64 let the compiler vectorise; the halves fold at the end (XOR does not
     // care which word lands in which lane, only that each word keeps its byte order).
     let mut lanes = [0u64; 8];

@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+mod check;
 mod config;
 mod csum;
 mod dblk;
@@ -34,6 +35,7 @@ use bak_core::error::{Error, Location, Result};
 use bak_core::report::{
     FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, Timestamp, Verdict,
 };
+use check::{Out, Watch};
 use config::Config;
 use dblk::{SSET_DIFFERENTIAL, STREAM_ENCRYPTED};
 use le::{id_text, mtf_date_us};
@@ -402,11 +404,16 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             Some((ma, mi, b)) => format!("{ma}.{mi}.{b}"),
             None => format!("{}.{}", s.sset.version_major, s.sset.version_minor),
         };
+        // Complete unless verify would call the set incomplete: every family, each closed
+        // with its MSLS, and no damage counted against the set that is the media ending early.
         let complete = fams.len() as u32 == dev.family_count()
             && holders.len() == fams.len()
-            && holders
-                .iter()
-                .all(|(d, s)| s.closed() && s.trail.is_some() && d.set_damage(s).is_none());
+            && holders.iter().all(|(d, s)| {
+                s.closed()
+                    && s.trail.is_some()
+                    && d.set_damage(s).is_none()
+                    && !check::faults(d, s).iter().any(|f| f.truncated())
+            });
         rows.push(SetInfo {
             position: pos,
             backup_name: s.sset.name.clone(),
@@ -525,9 +532,31 @@ fn write_err(out_name: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(out_name, "write", e)
 }
 
+/// How [`read_stream_with`] and [`write_mtf_with`] treat damage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Go on past damage (RESTORE's CONTINUE_AFTER_ERROR): write every byte that can be read,
+    /// damaged pages included, and the bytes of a chunk that does not decode as zeros (so the
+    /// output keeps its length and every page its place), and report every problem. Without
+    /// it the read stops at the first problem, before the bytes it concerns are written.
+    pub continue_after_error: bool,
+}
+
+/// What a read wrote, and the problems it went past (only with
+/// [`ReadOptions::continue_after_error`]; without it the first one is the read's `Err`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// Bytes written.
+    pub bytes: u64,
+    /// Every problem found, as bak-verify reports it, in the order found (empty: the bytes
+    /// are what the backup holds).
+    pub problems: Vec<Problem>,
+}
+
 /// Copy a set's data stream (the database pages, in media order) or log stream to `out`;
 /// stripes are read family by family (family 1 first). Returns the bytes written. Each
 /// stream's 2-byte alignment pad is left out, so the data output is whole 8 KiB pages.
+/// Stops at the first problem: see [`read_stream_with`].
 pub fn read_stream(
     devices: &[MtfDevice],
     position: u32,
@@ -535,6 +564,33 @@ pub fn read_stream(
     out: &mut dyn Write,
     out_name: &str,
 ) -> Result<u64> {
+    read_stream_with(
+        devices,
+        position,
+        kind,
+        &ReadOptions::default(),
+        out,
+        out_name,
+    )
+    .map(|o| o.bytes)
+}
+
+/// [`read_stream`], checking what [`verify`] checks of the set: every family holds it, the
+/// catalog's damage that verify counts against it, its ESET, its trailing configuration; and
+/// as its bytes go by (the whole set is read, as verify reads it) every chunk, every database
+/// page of its data streams and every backup checksum. A page is written only once it is
+/// whole and holds, so on the first problem nothing of a failing page has been written; a
+/// backup checksum is known only at its stream's end, after the stream's bytes. With
+/// [`ReadOptions::continue_after_error`] every problem is listed in the outcome instead and
+/// the read goes on.
+pub fn read_stream_with(
+    devices: &[MtfDevice],
+    position: u32,
+    kind: StreamKind,
+    opts: &ReadOptions,
+    out: &mut dyn Write,
+    out_name: &str,
+) -> Result<ReadOutcome> {
     let fams = media_set(devices, true)?;
     let holders: Vec<(&MtfDevice, &SetRec)> = fams
         .iter()
@@ -543,29 +599,57 @@ pub fn read_stream(
     if holders.is_empty() {
         return Err(no_such_set(&fams, position));
     }
-    // Every family holds its part of the set: one that lacks it makes the set incomplete (or
-    // damaged), never a shorter stream that passes as whole.
-    if let Some(d) = fams.iter().find(|d| d.set(position).is_none()) {
-        let last = d.positions().into_iter().max().unwrap_or(0);
-        return Err(Error::Truncated {
-            at: Location::device(d.media.device()).family(d.family()),
-            what: if last < position {
-                format!(
-                    "backup set {position}, which family {} holds: this family ends after set \
-                     {last}, so the backup set is incomplete",
-                    holders[0].0.family()
+    let stop = !opts.continue_after_error;
+    // What is known before a byte is read: stop before writing any, or note it and go on.
+    let mut tally = check::Tally::new(stop);
+    for d in &fams {
+        if d.set(position).is_none() {
+            // A family that ends before the set was never written with it: incomplete.
+            let last = d.positions().into_iter().max().unwrap_or(0);
+            let (kind, what) = if last < position {
+                (
+                    ProblemKind::Incomplete,
+                    format!(
+                        "family {} lacks backup set {position}: it ends after set {last}, so \
+                         the set is incomplete",
+                        d.family()
+                    ),
                 )
             } else {
-                format!(
-                    "backup set {position}, which family {} holds",
-                    holders[0].0.family()
+                (
+                    ProblemKind::Missing,
+                    format!(
+                        "family {} lacks backup set {position}, which other families of the \
+                         media set hold",
+                        d.family()
+                    ),
                 )
-            },
-        });
+            };
+            tally.note(
+                Problem {
+                    kind,
+                    device: d.media.device(),
+                    family: Some(d.family()),
+                    position: Some(position),
+                    what: what.clone(),
+                    ..Default::default()
+                },
+                Error::MediaSet {
+                    what: format!("{}: {what}", d.media.device()),
+                },
+            )?;
+        }
     }
+    let walk = |f: &&check::Fault<'_>| matches!(f, check::Fault::Walk(_));
+    // A set without its end first, then the walk's damage: either may be why a stream is
+    // missing from the catalog.
     for (d, s) in &holders {
-        if let Some(e) = d.set_damage(s) {
-            return Err(e);
+        if !s.closed() {
+            let e = unclosed(d, s);
+            tally.note(Problem::from_error(&d.loc().set(position), &e), e)?;
+        }
+        for f in check::faults(d, s).iter().filter(walk) {
+            tally.note(f.problem(d, s), f.error(d, s))?;
         }
         if d.is_encrypted(s) {
             return Err(Error::Unsupported {
@@ -584,6 +668,13 @@ pub fn read_stream(
     if !any && kind == StreamKind::Data {
         let (d, s) = holders[0];
         let is_log = s.lead.as_ref().and_then(|c| c.type_letter) == Some(b'L');
+        if !tally.problems.is_empty() {
+            // Going on past damage that left no data stream: nothing to write.
+            return Ok(ReadOutcome {
+                bytes: 0,
+                problems: tally.problems,
+            });
+        }
         return Err(Error::Unsupported {
             device: d.media.device(),
             what: if is_log {
@@ -594,96 +685,107 @@ pub fn read_stream(
         });
     }
     for (d, s) in &holders {
-        if !s.closed() {
-            let at = d.loc().at(d.media.file_offset_of(s.end));
-            // Cut off at the end of the media, or followed by something else.
-            return Err(if s.end >= d.media.len() {
-                Error::Truncated {
-                    at,
-                    what: format!(
-                        "the ESET block that closes backup set {position} (the set is incomplete)"
-                    ),
-                }
-            } else {
-                Error::Corrupt {
-                    at,
-                    what: format!("backup set {position} has no ESET block: the set is incomplete"),
-                    expected: Some("ESET".into()),
-                    found: None,
-                }
-            });
+        for f in check::faults(d, s).iter().filter(|f| !walk(f)) {
+            tally.note(f.problem(d, s), f.error(d, s))?;
         }
     }
     let mut written = 0u64;
+    let mut sink = |b: &[u8]| -> Result<()> {
+        out.write_all(b).map_err(write_err(out_name))?;
+        written += b.len() as u64;
+        Ok(())
+    };
     for (d, s) in &holders {
-        let mut sums = checksummed_streams(d, s);
-        let streams: Vec<&StreamRec> = d.streams_of(s, block, id).collect();
-        for st in streams {
-            let (off, len) = payload(st);
-            let Some(k) = sums.iter().position(|c| c.hdr_off == st.hdr_off) else {
-                written += copy_range(&d.media, off, len, out, out_name, None)?;
-                continue;
-            };
-            // A backup checksum: the bytes are checked as they go out, and a mismatch fails
-            // the restore at the stream's end (RESTORE WITH CHECKSUM does the same).
-            let mut c = sums.swap_remove(k);
-            written += copy_range(&d.media, off, len, out, out_name, Some(&mut c.sum))?;
-            if let Some(o) = c.csum_off {
-                if let Some(b) = d.media.read_vec(o, 4)? {
-                    c.stored_len = b.len().min(4);
-                    c.stored[..c.stored_len].copy_from_slice(&b[..c.stored_len]);
-                }
-            }
-            let compared = c.csum_off.is_some();
-            if let Some(p) = c.problem(d, position) {
-                let mut at = d.loc().at(p.offset.unwrap_or(0));
-                at.position = Some(position);
-                at.block = p.block;
-                return Err(Error::Corrupt {
-                    at,
-                    what: if compared {
-                        format!("{}; the restored bytes are wrong", p.what)
-                    } else {
-                        format!("{}; the restored bytes cannot be checked", p.what)
-                    },
-                    expected: p.expected,
-                    found: p.found,
-                });
-            }
-        }
+        let wanted = d.streams_of(s, block, id).map(payload).collect();
+        let mut w = Watch::new(d, &[s], Out::Ranges(wanted), stop);
+        let span = s.end.saturating_sub(s.sset_off);
+        d.media.stream_range(s.sset_off, span, &mut |at, piece| {
+            w.feed(at, piece, &mut sink)
+        })?;
+        tally.add(w.finish(&mut sink)?);
     }
     out.flush().map_err(write_err(out_name))?;
-    Ok(written)
+    Ok(ReadOutcome {
+        bytes: written,
+        problems: tally.problems,
+    })
+}
+
+/// The error of a set without its ESET: cut off at the end of the media, or followed by
+/// something else.
+fn unclosed(d: &MtfDevice, s: &SetRec) -> Error {
+    let position = s.position;
+    let at = d.loc().at(d.media.file_offset_of(s.end));
+    if s.end >= d.media.len() {
+        Error::Truncated {
+            at,
+            what: format!(
+                "the ESET block that closes backup set {position} (the set is incomplete)"
+            ),
+        }
+    } else {
+        Error::Corrupt {
+            at,
+            what: format!("backup set {position} has no ESET block: the set is incomplete"),
+            expected: Some("ESET".into()),
+            found: None,
+        }
+    }
 }
 
 /// Write the MTF stream of a device: decompressed for a compressed backup (`bak-read --mtf`),
-/// a plain copy otherwise. Returns the bytes written.
+/// a plain copy otherwise. Returns the bytes written. Stops at the first problem: see
+/// [`write_mtf_with`].
 pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write, out_name: &str) -> Result<u64> {
-    if let Some(map) = &device.media.map {
-        if let Some(d) = map.damage.first() {
-            let mut at = device.loc().at(d.file_off);
-            at.block = d.chunk;
-            return Err(if d.truncated {
-                Error::Truncated {
-                    at,
-                    what: d.what.clone(),
-                }
-            } else {
-                Error::Corrupt {
-                    at,
-                    what: d.what.clone(),
-                    expected: None,
-                    found: None,
-                }
-            });
+    write_mtf_with(device, &ReadOptions::default(), out, out_name).map(|o| o.bytes)
+}
+
+/// [`write_mtf`], checking what [`verify`] checks of the device: the container's and the
+/// walk's damage and each set's own faults before a byte is written, then as the bytes go by
+/// every chunk, database page and backup checksum (a page is written only once it is whole and
+/// holds). With [`ReadOptions::continue_after_error`] every problem is listed in the outcome
+/// and the copy goes on.
+pub fn write_mtf_with(
+    device: &MtfDevice,
+    opts: &ReadOptions,
+    out: &mut dyn Write,
+    out_name: &str,
+) -> Result<ReadOutcome> {
+    let d = device;
+    let stop = !opts.continue_after_error;
+    let mut tally = check::Tally::new(stop);
+    if let Some(map) = &d.media.map {
+        for x in &map.damage {
+            tally.note(
+                check::container_problem(d, x, None),
+                check::container_error(d, x, None),
+            )?;
+        }
+    }
+    for s in &d.cat.sets {
+        for f in check::faults(d, s) {
+            if !matches!(f, check::Fault::Container(_)) {
+                tally.note(f.problem(d, s), f.error(d, s))?;
+            }
+        }
+    }
+    if d.cat.sets.is_empty() {
+        for x in &d.cat.damage {
+            tally.note(check::problem_of(d, x, None), d.damage_error(x, None))?;
         }
     }
     let patches = sfmb_patches(device);
+    let sets: Vec<&SetRec> = d.cat.sets.iter().collect();
+    let mut w = Watch::new(d, &sets, Out::All, stop);
     let mut written = 0u64;
+    let mut sink = |b: &[u8]| -> Result<()> {
+        out.write_all(b).map_err(write_err(out_name))?;
+        written += b.len() as u64;
+        Ok(())
+    };
     let mut buf = Vec::new();
-    device
-        .media
-        .stream_range(0, device.media.len(), &mut |at, piece| match piece {
+    d.media
+        .stream_range(0, d.media.len(), &mut |at, piece| match piece {
             Ok(bytes) => {
                 let end = at + bytes.len() as u64;
                 let hit = patches
@@ -705,39 +807,17 @@ pub fn write_mtf(device: &MtfDevice, out: &mut dyn Write, out_name: &str) -> Res
                 } else {
                     bytes
                 };
-                out.write_all(bytes).map_err(write_err(out_name))?;
-                written += bytes.len() as u64;
-                Ok(())
+                w.feed(at, Ok(bytes), &mut sink)
             }
-            Err((_, e)) => Err(e),
+            Err(e) => w.feed(at, Err(e), &mut sink),
         })?;
+    let seen = w.finish(&mut sink)?;
+    tally.add(seen);
     out.flush().map_err(write_err(out_name))?;
-    Ok(written)
-}
-
-/// Copy `len` bytes of the (decompressed) MTF stream from `off` to `out`; returns the bytes
-/// written. A damaged piece ends the copy with its error.
-fn copy_range(
-    media: &media::Media,
-    off: u64,
-    len: u64,
-    out: &mut dyn Write,
-    out_name: &str,
-    mut sum: Option<&mut csum::StreamSum>,
-) -> Result<u64> {
-    let mut written = 0u64;
-    media.stream_range(off, len, &mut |_, piece| match piece {
-        Ok(bytes) => {
-            if let Some(s) = sum.as_deref_mut() {
-                s.feed(bytes);
-            }
-            out.write_all(bytes).map_err(write_err(out_name))?;
-            written += bytes.len() as u64;
-            Ok(())
-        }
-        Err((_, e)) => Err(e),
-    })?;
-    Ok(written)
+    Ok(ReadOutcome {
+        bytes: written,
+        problems: tally.problems,
+    })
 }
 
 /// The bytes to change so that the decompressed MTF stream of a compressed device stands on its
@@ -789,9 +869,13 @@ pub fn verify(
         // No set at all: report what damage there is under position 1.
         let mut problems = Vec::new();
         for d in &fams {
-            problems.extend(d.cat.damage.iter().map(|x| problem_of(d, x, None)));
+            problems.extend(d.cat.damage.iter().map(|x| check::problem_of(d, x, None)));
             if let Some(map) = &d.media.map {
-                problems.extend(map.damage.iter().map(|x| container_problem(d, x, None)));
+                problems.extend(
+                    map.damage
+                        .iter()
+                        .map(|x| check::container_problem(d, x, None)),
+                );
             }
         }
         if problems.is_empty() {
@@ -853,162 +937,31 @@ pub fn verify(
                 truncated_only &= ends_before;
                 continue;
             };
-            let first_set = d.cat.sets.first().map(|f| f.sset_off) == Some(s.sset_off);
-            // Walk damage in the set's span (and, for the first set, before it: the media header).
-            for x in &d.cat.damage {
-                let inside = x.off >= s.sset_off && x.off < s.end.max(s.sset_off + 1);
-                let before = first_set && x.off < s.sset_off;
-                let orphan = !d
-                    .cat
-                    .sets
-                    .iter()
-                    .any(|o| x.off >= o.sset_off && x.off < o.end.max(o.sset_off + 1));
-                // Damage outside every listed set (a stray copy of a set, bytes after the
-                // last one) goes with the set before it.
-                let owner = d
-                    .cat
-                    .sets
-                    .iter()
-                    .rev()
-                    .find(|o| o.sset_off <= x.off)
-                    .map(|o| o.sset_off);
-                if inside || before || (orphan && owner == Some(s.sset_off)) {
-                    truncated_only &= x.truncated;
-                    rep.problems.push(problem_of(d, x, Some(pos)));
-                }
+            for f in check::faults(d, s) {
+                truncated_only &= f.truncated();
+                rep.problems.push(f.problem(d, s));
             }
-            if let Some(map) = &d.media.map {
-                let lo = d.media.file_offset_of(s.sset_off);
-                let hi = d.media.file_offset_of(s.end);
-                for x in &map.damage {
-                    let last = d.cat.sets.last().map(|l| l.sset_off) == Some(s.sset_off);
-                    if (x.file_off >= lo && x.file_off < hi)
-                        || (first_set && x.file_off < lo)
-                        || (last && x.file_off >= hi)
-                    {
-                        truncated_only &= x.truncated;
-                        rep.problems.push(container_problem(d, x, Some(pos)));
-                    }
-                }
-            }
-            if s.trail.is_none() && s.closed() {
-                truncated_only = false;
-                rep.problems.push(set_problem(
-                    d,
-                    s,
-                    "backup set has no trailing configuration (MSLS block)",
-                    None,
-                    None,
-                ));
-            }
-            if let (Some(a), Some(b)) = (&s.lead, &s.trail) {
-                for diff in a.differences(b) {
-                    truncated_only = false;
-                    rep.problems.push(set_problem(
-                        d,
-                        s,
-                        &format!("leading and trailing configuration disagree: {diff}"),
-                        None,
-                        None,
-                    ));
-                }
-            }
-            // Read everything: chunks decode, database pages hold.
-            let data: Vec<(u64, u64)> = d
-                .streams_of(s, b"MSDA", b"MQDA")
-                .map(payload)
-                .filter(|p| p.1 > 0)
-                .collect();
-            let fids: Vec<u16> = s
-                .lead
-                .as_ref()
-                .map(|c| {
-                    c.files
-                        .iter()
-                        .filter_map(|f| u16::try_from(f.file_id).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let mut checkers: Vec<pages::PageChecker> = data
-                .iter()
-                .map(|&(o, _)| pages::PageChecker::new(o, fids.clone()))
-                .collect();
-            let mut sums = checksummed_streams(d, s);
-            let mut bytes = 0u64;
-            let mut chunk_problems = Vec::new();
+            // Read everything: chunks decode, database pages and backup checksums hold.
+            let mut w = Watch::new(d, &[s], Out::Nothing, false);
             let span = s.end.saturating_sub(s.sset_off);
+            let mut nowhere = |_: &[u8]| Ok(());
             d.media.stream_range(s.sset_off, span, &mut |at, piece| {
-                match piece {
-                    Ok(b) => {
-                        bytes += b.len() as u64;
-                        let end = at + b.len() as u64;
-                        let part = |o: u64, l: u64| {
-                            let (lo, hi) = (at.max(o), end.min(o + l));
-                            (lo < hi).then(|| (lo, &b[(lo - at) as usize..(hi - at) as usize]))
-                        };
-                        for (c, &(o, l)) in checkers.iter_mut().zip(&data) {
-                            if let Some((lo, p)) = part(o, l) {
-                                c.feed(lo, p);
-                            }
-                        }
-                        for c in &mut sums {
-                            if let Some((_, p)) = part(c.data.0, c.data.1) {
-                                c.sum.feed(p);
-                            }
-                            if let Some(o) = c.csum_off {
-                                if let Some((lo, p)) = part(o, csum::CSUM_LEN) {
-                                    let k = (lo - o) as usize;
-                                    c.stored[k..k + p.len()].copy_from_slice(p);
-                                    c.stored_len += p.len();
-                                }
-                            }
-                        }
-                    }
-                    Err((len, e)) => {
-                        // The chunk's own problem is reported; a checksum over bytes that could
-                        // not be read says nothing more.
-                        for c in &mut sums {
-                            c.gap |= at < c.data.0 + c.data.1 && at + len > c.data.0;
-                        }
-                        chunk_problems.push(e)
-                    }
-                }
-                Ok(())
+                w.feed(at, piece, &mut nowhere)
             })?;
-            for c in &mut checkers {
-                c.finish();
+            let seen = w.finish(&mut nowhere)?;
+            for p in seen.sums {
+                truncated_only = false;
+                rep.problems.push(p);
             }
-            for c in sums {
-                if let Some(p) = c.problem(d, pos) {
-                    truncated_only = false;
-                    rep.problems.push(p);
-                }
+            for (p, truncated) in seen.chunks {
+                truncated_only &= truncated;
+                rep.problems.push(p);
             }
-            for e in chunk_problems {
-                truncated_only &= matches!(e, Error::Truncated { .. });
-                rep.problems.push(error_problem(d, e, pos));
+            for p in seen.pages {
+                truncated_only = false;
+                rep.problems.push(p);
             }
-            for c in checkers {
-                for p in c.problems {
-                    truncated_only = false;
-                    let seg = d.media.seg_at(p.off).map(|g| g.index);
-                    rep.problems.push(Problem {
-                        kind: ProblemKind::Corrupt,
-                        device: d.media.device(),
-                        family: Some(d.family()),
-                        position: Some(pos),
-                        block: seg,
-                        offset: Some(d.media.file_offset_of(p.off)),
-                        what: if d.media.map.is_some() {
-                            format!("{} (decompressed MTF offset {})", p.what, p.off)
-                        } else {
-                            p.what
-                        },
-                        expected: p.expected,
-                        found: p.found,
-                    });
-                }
-            }
+            let bytes = seen.bytes;
             rep.bytes_checked += match d.media.map {
                 Some(_) => d
                     .media
@@ -1040,184 +993,6 @@ pub fn verify(
     Ok(reports)
 }
 
-/// A data or log stream that carries a backup checksum, and what verification gathered of it.
-struct Checked {
-    id: [u8; 4],
-    /// MTF offset of the stream's header.
-    hdr_off: u64,
-    /// The checksummed bytes: the stream's data after its pad bytes.
-    data: (u64, u64),
-    /// MTF offset of the CSUM stream's 4 data bytes; `None` when no CSUM stream follows.
-    csum_off: Option<u64>,
-    stored: [u8; 4],
-    stored_len: usize,
-    sum: csum::StreamSum,
-    /// Part of the data could not be read (a chunk that does not decode).
-    gap: bool,
-}
-
-impl Checked {
-    /// The problem with this stream's checksum, if any. A CSUM whose bytes could not be read
-    /// (a chunk that does not decode) is left to the chunk's own problem.
-    fn problem(self, d: &MtfDevice, pos: u32) -> Option<Problem> {
-        let name = String::from_utf8_lossy(&self.id).into_owned();
-        let (what, at, expected, found) = match self.csum_off {
-            None => (
-                format!("stream {name} is marked checksummed (media attribute 0x100) but no 4-byte CSUM stream follows it"),
-                self.hdr_off,
-                Some("CSUM".to_string()),
-                None,
-            ),
-            Some(o) => {
-                if self.gap || self.stored_len != self.stored.len() {
-                    return None;
-                }
-                let stored = u32::from_le_bytes(self.stored);
-                let (computed, sectors) = self.sum.finish();
-                if csum::matches(stored, computed, sectors) {
-                    return None;
-                }
-                (
-                    format!("backup checksum (CSUM) of stream {name} does not match its data"),
-                    o,
-                    Some(format!("{stored:#010x}")),
-                    Some(format!("{computed:#010x}")),
-                )
-            }
-        };
-        Some(Problem {
-            kind: ProblemKind::Corrupt,
-            device: d.media.device(),
-            family: Some(d.family()),
-            position: Some(pos),
-            block: d.media.seg_at(at).map(|g| g.index),
-            offset: Some(d.media.file_offset_of(at)),
-            what: if d.media.map.is_some() {
-                format!("{what} (decompressed MTF offset {at})")
-            } else {
-                what
-            },
-            expected,
-            found,
-        })
-    }
-}
-
-/// Every MQDA and MQTL stream of a set marked as followed by a CSUM stream.
-fn checksummed_streams(d: &MtfDevice, s: &SetRec) -> Vec<Checked> {
-    let mut out = Vec::new();
-    for b in s.blocks.iter().filter_map(|&i| d.cat.blocks.get(i)) {
-        for (k, st) in b.streams.iter().enumerate() {
-            if !(st.id == *b"MQDA" || st.id == *b"MQTL")
-                || st.media_attrs & csum::ATTR_CSUM_FOLLOWS == 0
-            {
-                continue;
-            }
-            let next = b.streams.get(k + 1);
-            // A chain cut short by damage (it does not end with SPAD) may have lost the CSUM:
-            // the walk reports that damage; the checksum cannot be checked.
-            if next.is_none() && b.streams.last().map(|x| x.id) != Some(*b"SPAD") {
-                continue;
-            }
-            let csum_off = next
-                .filter(|n| n.id == *b"CSUM" && n.len == csum::CSUM_LEN)
-                .map(|n| n.data_off);
-            out.push(Checked {
-                id: st.id,
-                hdr_off: st.hdr_off,
-                data: payload(st),
-                csum_off,
-                stored: [0; 4],
-                stored_len: 0,
-                sum: csum::StreamSum::default(),
-                gap: false,
-            });
-        }
-    }
-    out
-}
-
-fn problem_of(d: &MtfDevice, x: &walk::Damage, pos: Option<u32>) -> Problem {
-    let seg = d.media.seg_at(x.off).map(|g| g.index);
-    let block = seg.or_else(|| {
-        let i = d.cat.blocks.partition_point(|b| b.off <= x.off);
-        i.checked_sub(1).map(|i| i as u64)
-    });
-    Problem {
-        kind: ProblemKind::Corrupt,
-        device: d.media.device(),
-        family: Some(d.family()),
-        position: pos,
-        block,
-        offset: Some(d.media.file_offset_of(x.off)),
-        what: if d.media.map.is_some() {
-            format!("{} (decompressed MTF offset {})", x.what, x.off)
-        } else {
-            x.what.clone()
-        },
-        expected: x.expected.clone(),
-        found: x.found.clone(),
-    }
-}
-
-fn container_problem(d: &MtfDevice, x: &media::ContainerDamage, pos: Option<u32>) -> Problem {
-    Problem {
-        kind: ProblemKind::Corrupt,
-        device: d.media.device(),
-        family: Some(d.family()),
-        position: pos,
-        block: x.chunk,
-        offset: Some(x.file_off),
-        what: x.what.clone(),
-        expected: None,
-        found: None,
-    }
-}
-
-fn set_problem(
-    d: &MtfDevice,
-    s: &SetRec,
-    what: &str,
-    expected: Option<String>,
-    found: Option<String>,
-) -> Problem {
-    Problem {
-        kind: ProblemKind::Corrupt,
-        device: d.media.device(),
-        family: Some(d.family()),
-        position: Some(s.position),
-        block: None,
-        offset: Some(d.media.file_offset_of(s.sset_off)),
-        what: what.to_string(),
-        expected,
-        found,
-    }
-}
-
-fn error_problem(d: &MtfDevice, e: Error, pos: u32) -> Problem {
-    let (at, what, expected, found) = match e {
-        Error::Corrupt {
-            at,
-            what,
-            expected,
-            found,
-        } => (Some(at), what, expected, found),
-        Error::Truncated { at, what } => (Some(at), format!("media end before {what}"), None, None),
-        other => (None, other.to_string(), None, None),
-    };
-    Problem {
-        kind: ProblemKind::Corrupt,
-        device: d.media.device(),
-        family: Some(d.family()),
-        position: Some(pos),
-        block: at.as_ref().and_then(|a| a.block),
-        offset: at.as_ref().and_then(|a| a.offset),
-        what,
-        expected,
-        found,
-    }
-}
-
 #[cfg(test)]
 mod props {
     //! Arbitrary bytes never panic any parser.
@@ -1241,7 +1016,7 @@ mod props {
             let _ = le::mtf_string(&b, 0, 2);
             let mut page = b.clone();
             page.resize(pages::PAGE, 0);
-            pages::check_page(&page, 3, 0, &[], &mut Vec::new());
+            let _ = pages::check_page(&page, 3, 0, &[]);
         }
 
         #[test]

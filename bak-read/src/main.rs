@@ -67,6 +67,12 @@ struct Args {
     /// Print a man page or a shell completion script for this tool, and exit.
     #[arg(long, value_name = "KIND", hide_short_help = true)]
     generate: Option<bak_cli::generate::Kind>,
+    /// SQL Server backups: go on past damage (RESTORE's CONTINUE_AFTER_ERROR). Every byte that
+    /// can be read is written, damaged pages included (a chunk that does not decode as zeros),
+    /// every problem is named on standard error, and the exit status is 1. Without it the
+    /// restore stops at the first problem, before any byte of a damaged page is written.
+    #[arg(long)]
+    continue_after_error: bool,
 }
 
 /// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
@@ -81,20 +87,28 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice], output: Option<Output>) -> 
     let name = output.name().to_string();
     let out = output.writer();
     let started = std::time::Instant::now();
-    let n = if args.mtf {
+    let opts = mtf::ReadOptions {
+        continue_after_error: args.continue_after_error,
+    };
+    let r = if args.mtf {
         anyhow::ensure!(
             devs.len() == 1,
             "--mtf writes the MTF stream of one file; give one device"
         );
-        mtf::write_mtf(&devs[0], out, &name)
+        mtf::write_mtf_with(&devs[0], &opts, out, &name)
     } else {
         let kind = if args.stream == "log" {
             mtf::StreamKind::Log
         } else {
             mtf::StreamKind::Data
         };
-        mtf::read_stream(devs, args.file, kind, out, &name)
+        mtf::read_stream_with(devs, args.file, kind, &opts, out, &name)
     }?;
+    let n = r.bytes;
+    for p in &r.problems {
+        bak_cli::say!("bak-read: {p}");
+    }
+    // A salvage keeps what it wrote: that is its point.
     output.finish()?;
     if !args.quiet {
         let secs = started.elapsed().as_secs_f64();
@@ -102,6 +116,14 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice], output: Option<Output>) -> 
             "RESTORE processed {n} bytes in {secs:.2} s ({:.1} MB/s)",
             mb_per_s(n, secs)
         );
+    }
+    if !r.problems.is_empty() {
+        bak_cli::say!(
+            "bak-read: {} problem{} passed over (--continue-after-error): {name} holds damaged bytes",
+            r.problems.len(),
+            if r.problems.len() == 1 { "" } else { "s" }
+        );
+        return Ok(bak_cli::EXIT_DAMAGED);
     }
     Ok(EXIT_OK)
 }
@@ -151,7 +173,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
             &inputs,
             OutputOptions {
                 force: args.force,
-                keep_partial: args.keep_partial,
+                // A salvage keeps what it wrote, whatever stops it: that is its point.
+                keep_partial: args.keep_partial || args.continue_after_error,
             },
         )?)
     };
@@ -160,8 +183,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let devs = match media {
         Media::Bak(devs) => {
             anyhow::ensure!(
-                !args.list_streams && !args.mtf && args.stream == "data",
-                "--stream, --list-streams and --mtf are for SQL Server backups; bak media hold one stream"
+                !args.list_streams && !args.mtf && args.stream == "data" && !args.continue_after_error,
+                "--stream, --list-streams, --mtf and --continue-after-error are for SQL Server backups; bak media hold one stream, and their restore stops at the first problem"
             );
             devs
         }

@@ -22,6 +22,7 @@ mod interrupts;
 mod nothing_lost;
 mod pipes_and_fifos;
 mod progress_output;
+mod read_checks_like_verify;
 mod verify_reports;
 mod write_read;
 

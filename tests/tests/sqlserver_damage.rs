@@ -2,7 +2,7 @@
 //! bit in a descriptor block or a compressed chunk, a cut payload, a length past the end, a set
 //! copied where it does not belong, and media cut inside a CSUM stream header.
 
-use crate::mtf_support::u16_at;
+use crate::mtf_support::chunks;
 use crate::util::*;
 
 #[test]
@@ -31,24 +31,6 @@ fn damage_in_a_copy_is_found_and_refused() {
         assert!(o.code == 1 || o.code == 2, "{tool}: {}", o.code);
         assert!(o.stderr.contains("junk.bak"), "{tool}: {}", o.stderr);
     }
-}
-
-/// File offsets and payload lengths of the compressed chunks, walked from their 28-byte
-/// headers (marker 0x21, u16 payload length at 2) from 0x1e0; other records end a run, after
-/// which the next 512-byte sector holds a chunk or a raw SFMB block.
-fn chunks(m: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let mut at = 0x1e0;
-    while at + 28 <= m.len() {
-        if m[at] == 0x21 {
-            let clen = usize::from(u16_at(m, at + 2));
-            out.push((at, clen));
-            at += 28 + clen;
-        } else {
-            at = (at / 512 + 1) * 512;
-        }
-    }
-    out
 }
 
 #[test]

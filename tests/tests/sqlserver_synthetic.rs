@@ -269,8 +269,13 @@ fn bit_flip_in_stream_headers_and_pages() {
     let p = &reps[0].problems[0];
     assert_eq!(p.offset, Some(page5 as u64));
     assert!(p.what.contains("1:5 checksum"), "{p:?}");
-    // Data with a damaged page still reads (the stream is intact), verify says damaged.
     assert_eq!(reps[0].verdict, Verdict::Damaged);
+    // The restore stops before the page: pages 0 to 4 out, nothing of page 5.
+    let d = MtfDevice::open(&temp_file("pflip2.bak", &m)).unwrap();
+    let mut out = Vec::new();
+    let e = mtf::read_stream(&[d], 1, StreamKind::Data, &mut out, "out").unwrap_err();
+    assert!(e.to_string().contains("1:5 checksum fails"), "{e}");
+    assert_eq!(out, pages(0..5));
 }
 
 #[test]

@@ -118,7 +118,14 @@ pub(crate) fn raw_pieces(data: &[u8]) -> (Vec<u8>, Vec<[u8; 3]>) {
 /// Check a stored payload against its block header: the CRC, and for a raw frame its framing.
 /// Needs no key and decodes nothing (`--fast` verification, and the first step of decoding).
 pub(crate) fn check_stored(h: &BlockHeader, payload: &[u8], at: &Location) -> Result<()> {
-    let crc = crc32fast::hash(payload);
+    check_crc(h, crc32fast::hash(payload), at)?;
+    if h.codec == BlockCodec::Raw {
+        check_raw_frame(payload, h.original_len, at)?;
+    }
+    Ok(())
+}
+
+fn check_crc(h: &BlockHeader, crc: u32, at: &Location) -> Result<()> {
     if crc != h.payload_crc {
         return Err(Error::mismatch(
             at.clone(),
@@ -127,10 +134,39 @@ pub(crate) fn check_stored(h: &BlockHeader, payload: &[u8], at: &Location) -> Re
             format!("{crc:#010x}"),
         ));
     }
-    if h.codec == BlockCodec::Raw {
-        check_raw_frame(payload, h.original_len, at)?;
-    }
     Ok(())
+}
+
+/// Bytes fed to the CRC and the hash in turn: small enough that the hash reads what the CRC
+/// just read from the L1 cache, so a raw payload is read from memory once.
+const FUSED_STEP: usize = 16 << 10;
+
+/// What [`check_stored`] and [`Decoder::check_original`] check of a raw payload (CRC, framing,
+/// the hash of the original bytes), in one pass over its bytes: the restore's check.
+fn check_raw(h: &BlockHeader, payload: &[u8], at: &Location) -> Result<()> {
+    if check_raw_frame(payload, h.original_len, at).is_err() {
+        // Damaged framing is reported as check_stored reports it: the CRC first.
+        return check_stored(h, payload, at);
+    }
+    let mut crc = crc32fast::Hasher::new();
+    let mut hash = xxhash_rust::xxh3::Xxh3::new();
+    let mut done = 0;
+    // The framing was checked: every piece lies inside the payload.
+    for (off, len) in raw_frame_pieces(h.original_len) {
+        crc.update(payload.get(done..off).unwrap_or(&[]));
+        for part in payload
+            .get(off..off + len)
+            .unwrap_or(&[])
+            .chunks(FUSED_STEP)
+        {
+            crc.update(part);
+            hash.update(part);
+        }
+        done = off + len;
+    }
+    crc.update(payload.get(done..).unwrap_or(&[]));
+    check_crc(h, crc.finalize(), at)?;
+    check_hash(h, hash.digest(), at)
 }
 
 fn check_hash(h: &BlockHeader, got: u64, at: &Location) -> Result<()> {
@@ -186,15 +222,20 @@ impl Decoder {
     /// holds the original bytes: for zstd the decoded bytes at its start (in what was the
     /// scratch buffer), for a raw frame `buf` itself with the bytes at [`raw_frame_pieces`].
     ///
-    /// A raw payload's bytes are not hashed again: its CRC proves they are the bytes the
-    /// writer hashed, and the hash in the CRC-checked header goes into the digest, so hashing
-    /// again would prove nothing more and cost a pass over every byte.
+    /// A raw payload's original bytes are hashed too, as a full verify hashes them: a CRC that
+    /// holds makes a wrong hash unlikely, not impossible (a 32-bit CRC is matched by one
+    /// damage in 2^32, a faulty writer may match it every time), and bak-read must not write
+    /// bytes that bak-verify calls bad. The hash is taken in the same pass as the CRC
+    /// ([`check_raw`]), so the zero-copy path still reads each byte from memory once.
     pub fn restore(&mut self, h: &BlockHeader, buf: Vec<u8>, at: &Location) -> Result<Vec<u8>> {
         let payload = &buf[..h.stored_len as usize];
-        check_stored(h, payload, at)?;
         match h.codec {
-            BlockCodec::Raw => Ok(buf),
+            BlockCodec::Raw => {
+                check_raw(h, payload, at)?;
+                Ok(buf)
+            }
             BlockCodec::Zstd => {
+                check_stored(h, payload, at)?;
                 self.inflate(h, payload, at)?;
                 check_hash(h, block_hash(&self.scratch[..h.original_len as usize]), at)?;
                 Ok(std::mem::replace(&mut self.scratch, buf))
@@ -296,5 +337,38 @@ mod tests {
             bad[mid] ^= 4;
             assert!(check_stored(&h, &bad, &at).is_err());
         }
+    }
+
+    #[test]
+    fn a_raw_payload_whose_crc_holds_but_whose_hash_does_not_is_refused_by_restore() {
+        let at = Location::device("t");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let mut enc = Encoder::new(Codec::None, raw_frame_len(2 << 20) as usize).unwrap();
+        let (buf, e) = enc.encode(data);
+        let mut s = stored(&buf, &e);
+        // A byte of the second chunk changed, and the CRC made to fit (a faulty writer, or
+        // damage that a CRC32 does not see): only the hash tells.
+        let (off, _) = raw_frame_pieces(e.original_len).nth(1).unwrap();
+        s[off + 5] ^= 0x20;
+        let mut h = header(&e);
+        h.payload_crc = crc32fast::hash(&s);
+        check_stored(&h, &s, &at).unwrap();
+        let mut dec = Decoder::new().unwrap();
+        let v = dec.check_original(&h, &s, &at).unwrap_err().to_string();
+        let r = dec.restore(&h, s.clone(), &at).unwrap_err().to_string();
+        assert!(r.contains("do not match their hash"), "{r}");
+        assert_eq!(r, v, "restore and verify say the same");
+        // Damaged framing: the CRC is what is reported, as check_stored reports it.
+        let mut f = stored(&buf, &e);
+        f[off - 2] ^= 1;
+        let r = dec
+            .restore(&header(&e), f.clone(), &at)
+            .unwrap_err()
+            .to_string();
+        assert!(r.contains("CRC does not hold"), "{r}");
+        assert_eq!(
+            r,
+            check_stored(&header(&e), &f, &at).unwrap_err().to_string()
+        );
     }
 }

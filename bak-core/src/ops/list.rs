@@ -79,6 +79,9 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
     let mut past_end = None;
     'sets: loop {
         let mut p = SetParser::new(&media, at.clone(), None, None);
+        // A trailing config makes the set complete only once its end-of-set follows: media
+        // cut in the MBC or before the end-of-set hold an interrupted set, as verify says.
+        let mut trailing = None;
         loop {
             let ev = match p.next(&mut r) {
                 Ok(Some(ev)) => ev,
@@ -102,14 +105,15 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                     Err(Error::Truncated { .. }) => break 'sets,
                     Err(e) => return Err(e),
                 },
-                Event::Trailing(t) => {
-                    if let Some(s) = sets.last_mut() {
+                Event::Trailing(t) => trailing = Some(t),
+                Event::End(_) => {
+                    if let (Some(s), Some(t)) = (sets.last_mut(), trailing.take()) {
                         if s.header.set_id == t.set_id {
                             s.trailing = Some(t);
                         }
                     }
+                    break;
                 }
-                Event::End(_) => break,
                 Event::Leading(_) | Event::Mbc => {}
             }
         }

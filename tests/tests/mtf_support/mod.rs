@@ -362,3 +362,21 @@ pub fn streams(m: &[u8], id: &[u8; 4]) -> Vec<usize> {
         .filter(|&o| &m[o..o + 4] == id && xor16(&m[o..o + 22]) == 0)
         .collect()
 }
+
+/// File offsets and payload lengths of the compressed chunks, walked from their 28-byte
+/// headers (marker 0x21, u16 payload length at 2) from 0x1e0; other records end a run, after
+/// which the next 512-byte sector holds a chunk or a raw SFMB block.
+pub fn chunks(m: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0x1e0;
+    while at + 28 <= m.len() {
+        if m[at] == 0x21 {
+            let clen = usize::from(u16_at(m, at + 2));
+            out.push((at, clen));
+            at += 28 + clen;
+        } else {
+            at = (at / 512 + 1) * 512;
+        }
+    }
+    out
+}
