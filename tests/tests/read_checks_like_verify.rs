@@ -167,7 +167,11 @@ fn a_family_that_lacks_the_set_is_incomplete_not_a_missing_set() {
     // The family ends before set 2: it was never written there (issue 17: incomplete).
     assert_eq!(rep["Verdict"], "incomplete", "{rep}");
     let r = read(&devs, &["--file", "2"]);
-    assert_eq!(r.code, 1, "incomplete media, not a usage error: {}", r.stderr);
+    assert_eq!(
+        r.code, 1,
+        "incomplete media, not a usage error: {}",
+        r.stderr
+    );
     assert!(
         r.stderr.contains("fam2.bak") && r.stderr.contains("backup set is incomplete"),
         "{}",
