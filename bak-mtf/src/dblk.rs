@@ -331,16 +331,40 @@ pub(crate) struct Sfmb {
     pub array: usize,
 }
 
+/// SFMB attribute bit set by SQL Server 2008 and later (every 10.0 to 15 fixture), which moves
+/// the entry array: with it the u32 at 60 gives the array's offset in the block (0x48). SQL
+/// Server 2005 (9.0) leaves the bit clear and writes MTF 1.00a's own layout, the entries from
+/// offset 60 on.
+const SFMB_ARRAY_OFFSET: u32 = 0x8000_0000;
+/// Where the entries start in MTF 1.00a's layout (SQL Server 2005), and where the array offset
+/// field of the later layout sits.
+const SFMB_ENTRIES: usize = 60;
+
 impl Sfmb {
-    /// Parse a whole SFMB block `b`. Observed layout: 52 capacity, 56 used, 60 the offset of
-    /// the entry array within the block (0x48), then u64 entries.
+    /// Parse a whole SFMB block `b`: 52 capacity, 56 entries used, then either (attribute bit
+    /// 0x80000000, SQL Server 2008 on) a u32 at 60 with the offset of the u64 entries (0x48), or
+    /// (SQL Server 2005, MTF 1.00a) the u64 entries themselves from 60. Either way the capacity
+    /// must fit the block.
     pub fn parse(b: &[u8]) -> Result<Sfmb, &'static str> {
+        let attrs = u32_at(b, OFF_ATTRS).ok_or("block too short")?;
         let capacity = u32_at(b, 52).ok_or("block too short")?;
         let used = u32_at(b, 56).ok_or("block too short")?;
-        let array = usize::try_from(u32_at(b, 60).ok_or("block too short")?)
-            .map_err(|_| "bad array offset")?;
+        let array = if attrs & SFMB_ARRAY_OFFSET != 0 {
+            let a = usize::try_from(u32_at(b, SFMB_ENTRIES).ok_or("block too short")?)
+                .map_err(|_| "bad array offset")?;
+            if a < SFMB_ENTRIES + 4 {
+                return Err("entry array overlaps the table's header");
+            }
+            a
+        } else {
+            SFMB_ENTRIES
+        };
         if used > capacity {
             return Err("more entries used than the table holds");
+        }
+        let room = b.len().saturating_sub(array) / 8;
+        if usize::try_from(capacity).map_or(true, |c| c > room) {
+            return Err("table capacity runs past the block");
         }
         let mut entries = Vec::new();
         for i in 0..used as usize {
@@ -529,7 +553,9 @@ mod tests {
 
     #[test]
     fn sfmb_table() {
+        // SQL Server 2008 on: attribute 0x80000000, the array offset at 60.
         let b = block(b"SFMB", 512, 512, |b| {
+            b[4..8].copy_from_slice(&0x8000_0000u32.to_le_bytes());
             b[52] = 55;
             b[56] = 2;
             b[60] = 0x48;
@@ -538,16 +564,51 @@ mod tests {
         });
         let t = Sfmb::parse(&b).unwrap();
         assert_eq!(t.entries, vec![0xd4200, 0x400]);
+        assert_eq!(t.array, 0x48);
         let over = block(b"SFMB", 512, 512, |b| {
             b[52] = 1;
             b[56] = 2;
         });
         assert!(Sfmb::parse(&over).is_err());
         let past = block(b"SFMB", 512, 512, |b| {
+            b[4..8].copy_from_slice(&0x8000_0000u32.to_le_bytes());
             b[52] = 200;
             b[56] = 100;
             b[60] = 0x48;
         });
         assert!(Sfmb::parse(&past).is_err());
+        // One more entry than 512 bytes hold after 0x48.
+        let wide = block(b"SFMB", 512, 512, |b| {
+            b[4..8].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+            b[52] = 56;
+            b[60] = 0x48;
+        });
+        assert_eq!(
+            Sfmb::parse(&wide),
+            Err("table capacity runs past the block")
+        );
+        let inside = block(b"SFMB", 512, 512, |b| {
+            b[4..8].copy_from_slice(&0x8000_0000u32.to_le_bytes());
+            b[52] = 1;
+            b[60] = 0x30;
+        });
+        assert!(Sfmb::parse(&inside).is_err());
+    }
+
+    #[test]
+    fn sfmb_table_as_sql_server_2005_writes_it() {
+        // sql2005_northwind_blackmonoceros.bak at 0x324800: attributes 0, capacity 56, the
+        // entries from 60 with no array offset before them.
+        let b = block(b"SFMB", 512, 512, |b| {
+            b[52] = 56;
+            b[56] = 2;
+            b[60..68].copy_from_slice(&0x323a00u64.to_le_bytes());
+            b[68..76].copy_from_slice(&0x400u64.to_le_bytes());
+        });
+        let t = Sfmb::parse(&b).unwrap();
+        assert_eq!((t.capacity, t.array), (56, 60));
+        assert_eq!(t.entries, vec![0x323a00, 0x400]);
+        let wide = block(b"SFMB", 512, 512, |b| b[52] = 57);
+        assert!(Sfmb::parse(&wide).is_err());
     }
 }

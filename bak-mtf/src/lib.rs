@@ -42,19 +42,25 @@ use le::{id_text, mtf_date_us};
 use media::Media;
 use walk::{Catalog, SetRec, StreamRec};
 
-/// Name of the SQL Server product for a major version number.
-pub fn sql_server_product(major: u32) -> Option<&'static str> {
-    Some(match major {
-        8 => "SQL Server 2000",
-        9 => "SQL Server 2005",
-        10 => "SQL Server 2008",
-        11 => "SQL Server 2012",
-        12 => "SQL Server 2014",
-        13 => "SQL Server 2016",
-        14 => "SQL Server 2017",
-        15 => "SQL Server 2019",
-        16 => "SQL Server 2022",
-        17 => "SQL Server 2025",
+/// Name of the SQL Server product that writes software version `major.minor` (the SSET's
+/// bytes 93 and 94), or `None` for a version no release has. The minor number tells two
+/// products apart only at 10: 10.0 is SQL Server 2008, 10.50 SQL Server 2008 R2. Up to 10 a
+/// version is named only with the minor its release has (7.0, 8.0, 9.0); from 11 (2012) on the
+/// major number alone names the product (all of them have minor 0).
+pub fn sql_server_product(major: u32, minor: u32) -> Option<&'static str> {
+    Some(match (major, minor) {
+        (7, 0) => "SQL Server 7.0",
+        (8, 0) => "SQL Server 2000",
+        (9, 0) => "SQL Server 2005",
+        (10, 0) => "SQL Server 2008",
+        (10, 50) => "SQL Server 2008 R2",
+        (11, _) => "SQL Server 2012",
+        (12, _) => "SQL Server 2014",
+        (13, _) => "SQL Server 2016",
+        (14, _) => "SQL Server 2017",
+        (15, _) => "SQL Server 2019",
+        (16, _) => "SQL Server 2022",
+        (17, _) => "SQL Server 2025",
         _ => return None,
     })
 }
@@ -448,7 +454,8 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             software_name: dev.cat.tape.software_name.clone(),
             software_version: Some(version),
             software_version_major: Some(major),
-            software_product: sql_server_product(major).map(str::to_string),
+            software_product: sql_server_product(major, u32::from(s.sset.version_minor))
+                .map(str::to_string),
             digest: None,
             source_label: None,
         });
@@ -991,6 +998,38 @@ pub fn verify(
         }
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod products {
+    use super::sql_server_product;
+
+    #[test]
+    fn every_version_names_its_product() {
+        let named = [
+            ((9, 0), "SQL Server 2005"),
+            ((10, 0), "SQL Server 2008"),
+            ((10, 50), "SQL Server 2008 R2"),
+            ((11, 0), "SQL Server 2012"),
+            ((12, 0), "SQL Server 2014"),
+            ((13, 0), "SQL Server 2016"),
+            ((14, 0), "SQL Server 2017"),
+            ((15, 0), "SQL Server 2019"),
+            ((16, 0), "SQL Server 2022"),
+            ((17, 0), "SQL Server 2025"),
+        ];
+        for ((major, minor), product) in named {
+            assert_eq!(
+                sql_server_product(major, minor),
+                Some(product),
+                "{major}.{minor}"
+            );
+        }
+        // No release has these: an unknown product, not a wrong one.
+        for (major, minor) in [(10, 25), (9, 50), (6, 50), (18, 0), (0, 0)] {
+            assert_eq!(sql_server_product(major, minor), None, "{major}.{minor}");
+        }
+    }
 }
 
 #[cfg(test)]

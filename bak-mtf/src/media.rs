@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::dblk::{Dblk, DBLK_LEN};
+use super::dblk::{Dblk, Tape, DBLK_LEN};
 use super::le::{u16_at, u32_at, u8_at};
 use bak_core::bytes::MediaKind;
 use bak_core::device::{read_full_at, spool, RandomRead, ReadDevice};
@@ -17,7 +17,7 @@ use bak_core::error::{Error, Location, Result};
 /// The two u32 after the magic in every compressed fixture; anything else is a version this
 /// reader has not seen.
 const MSSQLBAK_VERSION: (u32, u32) = (2, 3);
-/// Where the first chunk starts (observed in all three compressed fixtures: the header area
+/// Where the first chunk starts (observed in all four compressed fixtures: the header area
 /// before it is 480 bytes).
 pub(crate) const FIRST_CHUNK: u64 = 0x1e0;
 /// Chunk header size.
@@ -32,8 +32,11 @@ const MARK_CHUNK: u8 = 0x21;
 const MARK_END: u8 = 0x24;
 /// Marker byte of the chunk index record that ends the data of a set.
 const MARK_INDEX: u8 = 0x2c;
-/// Container sector: runs end on this boundary.
+/// Container sector: raw blocks and chunk runs start on this boundary, and the padding unit
+/// when the TAPE block cannot be had.
 const SECTOR: u64 = 512;
+/// Size of the chunk index header, and of its copy at the end of the index's padding.
+const INDEX_HEADER: u64 = 16;
 /// Largest read buffer for plain copies.
 const COPY_BUF: usize = 1 << 20;
 
@@ -75,6 +78,18 @@ pub(crate) struct ChunkMap {
     pub segs: Vec<Seg>,
     pub mtf_len: u64,
     pub damage: Vec<ContainerDamage>,
+}
+
+/// The padding after a record that ends a run of chunks, as the rule and the record give it.
+struct Padding<'a> {
+    /// First padding byte: after the 24-byte record, or after the chunk index's entries.
+    start: u64,
+    /// Where the rule says the padding ends: a boundary of the padding unit.
+    end: u64,
+    /// Where the record says it ends.
+    stated: u64,
+    /// After a chunk index: its 16-byte header, which the last 16 bytes of the padding repeat.
+    tail: Option<&'a [u8]>,
 }
 
 /// One device's bytes.
@@ -162,6 +177,7 @@ impl Media {
         let mut map = ChunkMap::default();
         let mut pos = FIRST_CHUNK;
         let mut index = 0u64;
+        let unit = self.padding_unit()?;
         let mut hdr = [0u8; DBLK_LEN];
         while pos < self.file_len {
             let n = self.read_file_at(pos, &mut hdr)?;
@@ -237,24 +253,47 @@ impl Media {
                     }
                 }
                 Some(MARK_END) => {
-                    // A 24-byte record, then as many pad bytes as its u16 says, to a sector end.
-                    pos = next_sector(pos);
+                    // A 24-byte record whose u16 at 2 counts the zero bytes after it, which run
+                    // to the next boundary of the padding unit.
+                    if n < END_RECORD as usize {
+                        map.damage.push(ContainerDamage {
+                            file_off: pos,
+                            chunk: Some(index),
+                            what: "media end inside the record that ends a run of chunks".into(),
+                            truncated: true,
+                        });
+                        break;
+                    }
+                    let start = pos + END_RECORD;
+                    let pad = Padding {
+                        start,
+                        end: start.div_ceil(unit) * unit,
+                        stated: start + u64::from(u16_at(h, 2).unwrap_or(0)),
+                        tail: None,
+                    };
+                    if !self.padding_ok(&pad, unit, pos, index, &mut map)? {
+                        break;
+                    }
+                    pos = pad.end;
                 }
                 Some(MARK_INDEX) => {
                     // A 24-byte record, a 16-byte index header (u16 1, u16 1, u32 entry count,
-                    // u32 bytes to the end of the padding, u32), 16-byte entries (u64
-                    // decompressed offset, u64 file offset of a chunk), then padding to a
-                    // sector end, which repeats the index header.
-                    let mut ih = [0u8; 16];
-                    let k = self.read_file_at(pos + END_RECORD, &mut ih)?;
-                    let count = u64::from(u32_at(&ih[..k], 4).unwrap_or(0));
+                    // u32 bytes from the header to the end of the padding, u32 check value),
+                    // 16-byte entries (u64 decompressed offset, u64 file offset of a chunk),
+                    // then zeros to the first boundary of the padding unit that leaves room for
+                    // the copy of the index header that ends the padding.
+                    let at = pos + END_RECORD;
+                    let mut ih = [0u8; INDEX_HEADER as usize];
+                    let k = self.read_file_at(at, &mut ih)?;
+                    let ih = &ih[..k];
+                    let count = u64::from(u32_at(ih, 4).unwrap_or(0));
                     let end = count
                         .checked_mul(16)
-                        .and_then(|x| x.checked_add(pos + END_RECORD + 16))
+                        .and_then(|x| x.checked_add(at + INDEX_HEADER))
                         .filter(|&e| e <= self.file_len);
                     match end {
-                        Some(e) => {
-                            if let Some(what) = self.index_damage(pos + END_RECORD, count)? {
+                        Some(e) if ih.len() == INDEX_HEADER as usize => {
+                            if let Some(what) = self.index_damage(at, count)? {
                                 map.damage.push(ContainerDamage {
                                     file_off: pos,
                                     chunk: Some(index),
@@ -262,9 +301,18 @@ impl Media {
                                     truncated: false,
                                 });
                             }
-                            pos = self.index_end(pos + END_RECORD, &ih[..k], e)?;
+                            let pad = Padding {
+                                start: e,
+                                end: (e + INDEX_HEADER).div_ceil(unit) * unit,
+                                stated: at + u64::from(u32_at(ih, 8).unwrap_or(0)),
+                                tail: Some(ih),
+                            };
+                            if !self.padding_ok(&pad, unit, pos, index, &mut map)? {
+                                break;
+                            }
+                            pos = pad.end;
                         }
-                        None => {
+                        _ => {
                             map.damage.push(ContainerDamage {
                                 file_off: pos,
                                 chunk: Some(index),
@@ -274,9 +322,6 @@ impl Media {
                             pos = self.resync(pos.saturating_add(1))?;
                         }
                     }
-                }
-                Some(0) if self.zero_to_sector_end(pos)? => {
-                    pos = next_sector(pos);
                 }
                 _ => {
                     map.damage.push(ContainerDamage {
@@ -325,34 +370,124 @@ impl Media {
         }))
     }
 
-    /// Where the padding after the chunk index whose header `head` is at `at` and whose
-    /// entries end at `entries` ends: where the header's u32 at 8 says, counted from the
-    /// header, when that is a sector boundary whose last 16 bytes repeat the header (the next
-    /// sector in most fixtures, seven sectors on in cmp2019_datatable_peterezz); otherwise the
-    /// end of the sector the entries end in.
-    fn index_end(&self, at: u64, head: &[u8], entries: u64) -> Result<u64> {
-        let sector_end = next_sector(entries.saturating_sub(1));
-        let said = u32_at(head, 8)
-            .and_then(|n| at.checked_add(u64::from(n)))
-            .filter(|&e| e >= entries + 16 && e % SECTOR == 0 && e <= self.file_len);
-        let Some(end) = said else {
-            return Ok(sector_end);
+    /// The unit the padding after a run of chunks goes to: the soft filemark block size that
+    /// the TAPE block states (TAPE +64, in 512-byte units), read from the first chunk, which
+    /// decodes to the TAPE block (512 bytes in cmp2019_full_checksum, 4096 in
+    /// cmp2019_datatable_peterezz). The container header does not state it. When the first
+    /// chunk cannot be had the media do not open (no TAPE block), and 512 is as good as any.
+    fn padding_unit(&self) -> Result<u64> {
+        let mut h = [0u8; CHUNK_HEADER as usize];
+        let n = self.read_file_at(FIRST_CHUNK, &mut h)?;
+        let clen = u32::from(u16_at(&h, 2).unwrap_or(0));
+        if n < h.len() || h[0] != MARK_CHUNK || h[1] == 0 || clen == 0 {
+            return Ok(SECTOR);
+        }
+        let seg = Seg {
+            mtf_off: 0,
+            ulen: u32::from(h[1]) * 512,
+            file_off: FIRST_CHUNK,
+            clen: Some(clen),
+            index: 0,
         };
-        let mut tail = [0u8; 16];
-        let n = self.read_file_at(end - 16, &mut tail)?;
-        Ok(if head.len() == 16 && n == 16 && tail[..] == head[..] {
-            end
-        } else {
-            sector_end
-        })
+        let tape = match self.decode(&seg) {
+            Ok(t) => t,
+            Err(Error::Io { path, op, source }) => return Err(Error::Io { path, op, source }),
+            Err(_) => return Ok(SECTOR),
+        };
+        let size = Dblk::parse(&tape)
+            .ok()
+            .filter(|d| d.kind == *b"TAPE")
+            .and_then(|d| Tape::parse(&tape, &d))
+            .map(|t| t.soft_filemark_size())
+            .filter(|s| (SECTOR..=65536).contains(s) && s % SECTOR == 0);
+        Ok(size.unwrap_or(SECTOR))
     }
 
-    /// True when the bytes from `pos` to the end of its sector are zero.
-    fn zero_to_sector_end(&self, pos: u64) -> Result<bool> {
-        let end = next_sector(pos).min(self.file_len);
-        let mut buf = vec![0u8; usize::try_from(end - pos).unwrap_or(0)];
-        let n = self.read_file_at(pos, &mut buf)?;
-        Ok(buf[..n].iter().all(|&b| b == 0))
+    /// Check the padding after the record at `record` (piece `index`), recording what is
+    /// wrong; `false` when the file ends inside it (the map goes no further).
+    fn padding_ok(
+        &self,
+        pad: &Padding<'_>,
+        unit: u64,
+        record: u64,
+        index: u64,
+        map: &mut ChunkMap,
+    ) -> Result<bool> {
+        let Some((what, truncated)) = self.padding_damage(pad, unit)? else {
+            return Ok(true);
+        };
+        map.damage.push(ContainerDamage {
+            file_off: record,
+            chunk: Some(index),
+            what,
+            truncated,
+        });
+        Ok(!truncated)
+    }
+
+    /// What is wrong with the padding after a record that ends a run of chunks, and whether
+    /// it is the file ending early. Only what the format explains is accepted: the padding
+    /// ends at the boundary of the unit the rule gives (`pad.end`), the record states that same
+    /// end, every byte is zero except the index header's copy in the last 16 (after an index).
+    fn padding_damage(&self, pad: &Padding<'_>, unit: u64) -> Result<Option<(String, bool)>> {
+        let after = match pad.tail {
+            Some(_) => "chunk index",
+            None => "record that ends a run of chunks",
+        };
+        if pad.stated != pad.end {
+            return Ok(Some((
+                format!(
+                    "the {after} says its padding ends at {}, but the next {unit}-byte boundary is {}",
+                    pad.stated, pad.end
+                ),
+                false,
+            )));
+        }
+        if pad.end > self.file_len {
+            return Ok(Some((
+                format!(
+                    "media end inside the padding after the {after} (it runs to {})",
+                    pad.end
+                ),
+                true,
+            )));
+        }
+        let zeros_end = pad.end - pad.tail.map_or(0, |t| t.len() as u64);
+        let mut buf = vec![0u8; usize::try_from(unit).unwrap_or(usize::MAX).min(1 << 16)];
+        let mut at = pad.start;
+        while at < zeros_end {
+            let want = usize::try_from(zeros_end - at)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let n = self.read_file_at(at, &mut buf[..want])?;
+            if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+                return Ok(Some((
+                    format!(
+                        "non-zero byte {:#04x} at {} in the padding after the {after}",
+                        buf[i],
+                        at + i as u64
+                    ),
+                    false,
+                )));
+            }
+            if n < want {
+                break;
+            }
+            at += n as u64;
+        }
+        if let Some(tail) = pad.tail {
+            let mut copy = vec![0u8; tail.len()];
+            let n = self.read_file_at(zeros_end, &mut copy)?;
+            if copy[..n] != *tail {
+                return Ok(Some((
+                    format!(
+                        "the padding after the chunk index does not end with a copy of the index header (at {zeros_end})"
+                    ),
+                    false,
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// The next sector boundary at or after `from` where a raw SFMB block starts (the one
@@ -650,10 +785,6 @@ fn raw_block_size(h: &[u8]) -> Option<u64> {
         .filter(|s| s % 512 == 0)
 }
 
-fn next_sector(pos: u64) -> u64 {
-    (pos / SECTOR + 1) * SECTOR
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -666,11 +797,5 @@ mod tests {
         bak[8..12].copy_from_slice(b"BKMH");
         assert_eq!(bak_core::bytes::sniff(&bak), Some(MediaKind::Bak));
         assert_eq!(sniff(&bak), None);
-    }
-
-    #[test]
-    fn sectors() {
-        assert_eq!(next_sector(0x35c), 0x400);
-        assert_eq!(next_sector(0x400), 0x600);
     }
 }

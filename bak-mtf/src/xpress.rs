@@ -28,8 +28,8 @@
 //               cmp2019_full_checksum.bak): a check value of some kind, but not CRC-32,
 //               CRC-32C or Adler-32 of the payload or of the output
 // A run of chunks ends with a record whose first byte is 0x24 or 0x2c (the 0x2c one carries a
-// table of uncompressed/compressed offset pairs), then zeros up to a 512-byte boundary, where
-// SFMB blocks or the next chunk follow. cmp2019_full_checksum.bak holds 55 chunks decoding to
+// table of uncompressed/compressed offset pairs), then zeros up to a boundary of the soft
+// filemark size (512 or 4096; docs/MTF.md), where an SFMB block follows. cmp2019_full_checksum.bak holds 55 chunks decoding to
 // 3234816 bytes; cmp2019_log.bak 13; cmp2014_sharepoint_2sets.bak 459; all decode to their size.
 // xpress-huffman 0.1.3 came up short on the chunks at 0x600 and 0x718e1 of the first, but under
 // the specification's reader (32 bits ahead) their bits do not run out: it never reads past the

@@ -38,4 +38,5 @@ mod sqlserver_cli;
 mod sqlserver_damage;
 mod sqlserver_fixtures;
 mod sqlserver_pipes;
+mod sqlserver_range;
 mod sqlserver_synthetic;
