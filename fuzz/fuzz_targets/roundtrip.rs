@@ -94,9 +94,15 @@ fuzz_target!(|input: Input| {
         threads,
         buffer_count: match input.buffer_count as usize % 16 {
             0 => n * 4 + 2,
-            c => c,
+            // A pool needs two buffers (bak_core::limits): fewer is refused, not fuzzed.
+            c => c.max(2),
         },
-        name: input.name.clone(),
+        // Names within their stated limit (longer ones are refused before anything is written).
+        name: input
+            .name
+            .chars()
+            .take(bak_core::limits::NAME_MAX_CHARS)
+            .collect(),
         sync: false,
         mode: InitMode::Format,
         user: "fuzz".into(),
