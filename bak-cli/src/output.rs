@@ -9,7 +9,7 @@
 //! FIFOs, character devices and standard output are written as they are.
 
 use std::fs::File;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -133,7 +133,7 @@ impl Output {
                 bail!("{shown}: is a directory; give a file name for the output");
             }
             if ft.is_fifo() || ft.is_char_device() || ft.is_socket() {
-                if ft.is_char_device() && is_tty(path) {
+                if ft.is_char_device() && bak_core::device::is_tty(path) {
                     bail!("{shown}: refusing to write binary output to a terminal");
                 }
                 let file = std::fs::OpenOptions::new()
@@ -249,10 +249,6 @@ impl Drop for Output {
 
 fn lock_partials() -> std::sync::MutexGuard<'static, Vec<Partial>> {
     PARTIALS.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn is_tty(path: &Path) -> bool {
-    File::open(path).map(|f| f.is_terminal()).unwrap_or(false)
 }
 
 /// The process's file mode creation mask (Linux reports it in /proc; 022 otherwise).

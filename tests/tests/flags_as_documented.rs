@@ -162,14 +162,7 @@ fn bak_write_refuses_a_terminal_on_standard_input() {
         .spawn()
         .unwrap();
     let st = wait_within(&mut child, 10, "bak-write with a terminal on stdin");
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_text(&mut child);
     assert_eq!(st.code(), Some(2), "{err}");
     assert!(err.contains("terminal") && err.contains("--input"), "{err}");
     assert!(!d.exists(), "a device was made for a refused backup");

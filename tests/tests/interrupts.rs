@@ -21,14 +21,7 @@ fn ends_on(mut child: Child, sig: i32, what: &str) {
     );
     send_signal(child.id(), sig);
     let st = wait_within(&mut child, 10, what);
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_text(&mut child);
     assert_eq!(st.code(), Some(130), "{what}: {err}");
     let name = if sig == libc::SIGINT {
         "SIGINT"

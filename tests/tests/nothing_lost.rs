@@ -284,14 +284,7 @@ fn an_interrupted_restore_leaves_no_partial_file() {
     let st = wait_within(&mut child, 10, "bak-read after SIGINT");
     drop(w);
     assert_eq!(st.code(), Some(130));
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_text(&mut child);
     assert!(err.contains("interrupted by SIGINT"), "{err}");
     assert!(err.contains("removed the partial output"), "{err}");
     assert!(names_in(&dir).is_empty(), "{:?}", names_in(&dir));

@@ -441,3 +441,15 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// All a child wrote on its piped stderr (after it ended).
+pub fn stderr_text(child: &mut std::process::Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut err)
+        .expect("stderr");
+    err
+}

@@ -23,7 +23,7 @@ mod stream;
 
 pub use file::FileDevice;
 pub use memory::MemDevice;
-pub use path::{check_distinct, enlarge_pipe, open_read, open_write, FileId};
+pub use path::{check_distinct, enlarge_pipe, is_tty, open_read, open_write, FileId};
 pub use spool::spool;
 pub use stream::{StreamReader, StreamWriter};
 

@@ -88,7 +88,8 @@ pub fn open_write(path: &Path, pipe_size: usize) -> Result<Box<dyn WriteDevice>>
     Ok(Box::new(FileDevice::create(path)?))
 }
 
-fn is_tty(path: &Path) -> bool {
+/// True when `path` opens as a terminal (a character device may be one).
+pub fn is_tty(path: &Path) -> bool {
     File::open(path).map(|f| f.is_terminal()).unwrap_or(false)
 }
 
