@@ -267,7 +267,7 @@ Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error.";
             [
                 ("0", "good"),
                 ("1", "media damaged or incomplete"),
-                ("2", "usage or I/O error"),
+                ("2", "usage or I/O error, or unsupported media"),
                 ("130", "interrupted (SIGINT or SIGTERM)")
             ]
         );

@@ -31,12 +31,13 @@ macro_rules! say {
 pub const EXIT_OK: u8 = 0;
 /// Exit code: the media are damaged or incomplete.
 pub const EXIT_DAMAGED: u8 = 1;
-/// Exit code: usage or I/O error.
+/// Exit code: usage or I/O error, or media that use what this build cannot read
+/// ("unsupported": an encryption, a compression algorithm, a format version).
 pub const EXIT_USAGE: u8 = 2;
 
 /// Text for `--help` of every tool.
 pub const EXIT_HELP: &str = "Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O \
-     error; 130 interrupted (SIGINT or SIGTERM).";
+     error, or unsupported media; 130 interrupted (SIGINT or SIGTERM).";
 
 /// Run a tool's body: print an error once as `tool: <chain>` on stderr and map it to the exit
 /// code. A broken pipe on the tool's output (stdout, when `quiet_broken_stdout`) ends quietly;
@@ -342,6 +343,22 @@ pub fn announce(tool: &str, media: &Media, quiet: bool) {
             let l = d.label();
             let kind = l.media_format.map_or("SQL Server backup", |k| k.describe());
             let _ = writeln!(std::io::stderr(), "{tool}: {}: {kind}", d.name());
+        }
+    }
+}
+
+/// Say on stderr, once for each SQL Server device, what its media carry that bak does not
+/// check though it reads them all the same (a media password: MEDIAPASSWORD). Silent with
+/// `quiet`.
+pub fn note_media(tool: &str, media: &Media, quiet: bool) {
+    if quiet {
+        return;
+    }
+    if let Media::Mtf(devs) = media {
+        for d in devs {
+            for n in d.notes() {
+                say!("{tool}: {}: note: {n}", d.name());
+            }
         }
     }
 }

@@ -18,8 +18,8 @@ const EXAMPLES: &str = "Examples:
 On files only the headers, trailing records and back pointers are read; pipes are streamed.
 JSON keys are SQL Server's column names; docs/OUTPUT.md lists them.
 
-Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
-(SIGINT or SIGTERM).";
+Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error, or media this build
+cannot read (unsupported); 130 interrupted (SIGINT or SIGTERM).";
 
 /// Print what backup media hold.
 #[derive(Parser, Debug)]
@@ -111,7 +111,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     };
     let out = std::io::stdout();
     let mut out = out.lock();
-    match open_media(&args.devices)? {
+    let media = open_media(&args.devices)?;
+    bak_cli::note_media("bak-header", &media, false);
+    match media {
         Media::Bak(devs) => {
             let n = devs.len();
             let cats = list::catalog_all(devs)?;

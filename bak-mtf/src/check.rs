@@ -11,6 +11,7 @@ use bak_core::report::{Problem, ProblemKind};
 use super::csum;
 use super::media::ContainerDamage;
 use super::pages::{PageChecker, PageProblem};
+use super::unsupported::Finding;
 use super::walk::{self, SetRec};
 use super::{payload, MtfDevice};
 
@@ -25,6 +26,9 @@ pub(crate) enum Fault<'a> {
     /// The set as a whole: its trailing configuration missing, or disagreeing with the leading
     /// one.
     Set(String),
+    /// The set uses what this reader cannot read (an encryption, a compression algorithm):
+    /// not damage, and what bak-verify reports when nothing else is wrong.
+    Unsupported(&'a Finding),
 }
 
 impl Fault<'_> {
@@ -33,8 +37,13 @@ impl Fault<'_> {
         match self {
             Fault::Walk(x) => x.truncated,
             Fault::Container(x) => x.truncated,
-            Fault::Set(_) => false,
+            Fault::Set(_) | Fault::Unsupported(_) => false,
         }
+    }
+
+    /// The set uses what this reader cannot read (as opposed to being damaged).
+    pub fn unsupported(&self) -> bool {
+        matches!(self, Fault::Unsupported(_))
     }
 
     /// As bak-verify reports it.
@@ -43,6 +52,7 @@ impl Fault<'_> {
             Fault::Walk(x) => problem_of(d, x, Some(s.position)),
             Fault::Container(x) => container_problem(d, x, Some(s.position)),
             Fault::Set(what) => set_problem(d, s, what, None, None),
+            Fault::Unsupported(f) => f.problem(d),
         }
     }
 
@@ -57,6 +67,7 @@ impl Fault<'_> {
                     .at(d.media.file_offset_of(s.sset_off)),
                 what.clone(),
             ),
+            Fault::Unsupported(f) => f.error(d),
         }
     }
 }
@@ -65,7 +76,8 @@ impl Fault<'_> {
 /// order it reports them: the walk's damage in the set's span (for the first set, also before
 /// it: the media header; damage outside every set goes with the set before it), the
 /// container's damage in the set's part of the file (for the first set also before it, for the
-/// last also after it), then the set's own faults.
+/// last also after it), then the set's own faults, then what it uses that this reader cannot
+/// read.
 pub(crate) fn faults<'a>(d: &'a MtfDevice, s: &'a SetRec) -> Vec<Fault<'a>> {
     let sets = &d.cat.sets;
     let first_set = sets.first().map(|f| f.sset_off) == Some(s.sset_off);
@@ -109,6 +121,7 @@ pub(crate) fn faults<'a>(d: &'a MtfDevice, s: &'a SetRec) -> Vec<Fault<'a>> {
             )));
         }
     }
+    out.extend(d.findings_of(s).map(Fault::Unsupported));
     out
 }
 
@@ -211,11 +224,14 @@ pub(crate) struct Watch<'a> {
 }
 
 impl<'a> Watch<'a> {
-    /// Watch the sets `sets` of `d`, handing on the bytes of `out`.
+    /// Watch the sets `sets` of `d`, handing on the bytes of `out`. The pages and backup
+    /// checksums of a set that uses what this reader cannot read (encrypted pages, another
+    /// compression) are not judged: they are not what the checks are of, and calling them
+    /// damaged would be wrong.
     pub fn new(d: &'a MtfDevice, sets: &[&SetRec], out: Out, stop: bool) -> Self {
         let mut pages = Vec::new();
         let mut sums = Vec::new();
-        for s in sets {
+        for s in sets.iter().filter(|s| d.findings_of(s).next().is_none()) {
             let fids: Vec<u16> = s
                 .lead
                 .as_ref()
@@ -284,7 +300,10 @@ impl<'a> Watch<'a> {
                 for c in &mut self.sums {
                     c.gap |= at < c.data.0 + c.data.1 && at + len > c.data.0;
                 }
-                if self.stop {
+                // A chunk in another algorithm cannot be gone past by a reader: what it holds
+                // is not to be had, not damaged.
+                let foreign = matches!(e, Error::Unsupported { .. });
+                if self.stop || (foreign && !matches!(self.out, Out::Nothing)) {
                     return Err(e);
                 }
                 let truncated = matches!(e, Error::Truncated { .. });
@@ -674,6 +693,7 @@ pub(crate) fn set_problem(
 }
 
 pub(crate) fn error_problem(d: &MtfDevice, e: Error, pos: Option<u32>) -> Problem {
+    let unsupported = matches!(e, Error::Unsupported { .. });
     let (at, what, expected, found) = match e {
         Error::Corrupt {
             at,
@@ -685,7 +705,11 @@ pub(crate) fn error_problem(d: &MtfDevice, e: Error, pos: Option<u32>) -> Proble
         other => (None, other.to_string(), None, None),
     };
     Problem {
-        kind: ProblemKind::Corrupt,
+        kind: if unsupported {
+            ProblemKind::Unsupported
+        } else {
+            ProblemKind::Corrupt
+        },
         device: d.media.device(),
         family: Some(d.family()),
         position: pos,

@@ -28,8 +28,10 @@ pub(crate) const KNOWN_BLOCKS: [&[u8; 4]; 14] = [
 /// Stream media attribute: the stream is of variable length (MQDA, observed).
 #[cfg(test)]
 pub(crate) const STREAM_VARIABLE: u16 = 0x2;
-/// Stream media attribute: the data is encrypted.
+/// Stream media attribute: the data is encrypted (MTF 1.00a, STREAM_ENCRYPTED).
 pub(crate) const STREAM_ENCRYPTED: u16 = 0x8;
+/// Stream media attribute: the data is software compressed (MTF 1.00a, STREAM_COMPRESSED).
+pub(crate) const STREAM_COMPRESSED: u16 = 0x10;
 
 /// What is wrong with a header, for the caller to turn into a located error.
 #[derive(Debug, Clone, PartialEq, Eq)]

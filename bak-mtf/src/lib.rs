@@ -19,6 +19,7 @@ mod dblk;
 mod le;
 mod media;
 mod pages;
+mod unsupported;
 mod walk;
 pub mod xpress;
 
@@ -37,7 +38,7 @@ use bak_core::report::{
 };
 use check::{Out, Watch};
 use config::Config;
-use dblk::{SSET_DIFFERENTIAL, STREAM_ENCRYPTED};
+use dblk::SSET_DIFFERENTIAL;
 use le::{id_text, mtf_date_us};
 use media::Media;
 use walk::{Catalog, SetRec, StreamRec};
@@ -79,6 +80,8 @@ pub fn sniff(head: &[u8]) -> Option<MediaKind> {
 pub struct MtfDevice {
     media: Media,
     cat: Catalog,
+    /// What its sets use that this reader cannot read (docs/MTF.md).
+    findings: Vec<unsupported::Finding>,
 }
 
 impl std::fmt::Debug for MtfDevice {
@@ -131,7 +134,28 @@ impl MtfDevice {
     pub fn from_device(dev: Box<dyn bak_core::device::ReadDevice>) -> Result<MtfDevice> {
         let media = Media::open(dev)?;
         let cat = walk::walk(&media)?;
-        Ok(MtfDevice { media, cat })
+        let mut d = MtfDevice {
+            media,
+            cat,
+            findings: Vec::new(),
+        };
+        d.findings = unsupported::scan(&d);
+        Ok(d)
+    }
+
+    /// What the media carry that this reader does not check, though it reads the media all
+    /// the same: a media password (MEDIAPASSWORD), backup set passwords. One sentence each,
+    /// for the tools to say once on stderr.
+    pub fn notes(&self) -> Vec<String> {
+        unsupported::notes(self)
+    }
+
+    /// What set `s` uses that this reader cannot read.
+    fn findings_of<'a>(
+        &'a self,
+        s: &'a SetRec,
+    ) -> impl Iterator<Item = &'a unsupported::Finding> + 'a {
+        self.findings.iter().filter(move |f| f.sset_off == s.sset_off)
     }
 
     /// The device's name in messages.
@@ -253,15 +277,6 @@ impl MtfDevice {
         }
     }
 
-    fn is_encrypted(&self, s: &SetRec) -> bool {
-        s.blocks
-            .iter()
-            .filter_map(|&i| self.cat.blocks.get(i))
-            .flat_map(|b| b.streams.iter())
-            .any(|st| {
-                st.id == *b"CRPT" || st.encryption != 0 || st.media_attrs & STREAM_ENCRYPTED != 0
-            })
-    }
 }
 
 /// The devices as one media set, ordered by family. `whole` demands every family.
@@ -404,7 +419,24 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             }
             None => (None, None),
         };
-        let compressed = dev.media.kind == MediaKind::MtfCompressed;
+        let found: Vec<&unsupported::Finding> =
+            holders.iter().flat_map(|(d, s)| d.findings_of(s)).collect();
+        let mtf_codec = found.iter().find_map(|f| match f.feature {
+            unsupported::Feature::Compression(unsupported::Codec::Mtf(n)) => Some(n),
+            _ => None,
+        });
+        let key_algorithm = found.iter().find_map(|f| match f.feature {
+            unsupported::Feature::Encryption { algorithm } => {
+                Some(algorithm.map_or("unknown".into(), |a| format!("MTF algorithm {a}")))
+            }
+            _ => None,
+        });
+        let compressed = dev.media.kind == MediaKind::MtfCompressed || mtf_codec.is_some();
+        let compression = match mtf_codec {
+            Some(n) => format!("MTF algorithm {n}"),
+            None if compressed => "xpress".into(),
+            None => "none".into(),
+        };
         let major = u32::from(s.sset.version_major);
         let version = match cfg.and_then(|c| c.version) {
             Some((ma, mi, b)) => format!("{ma}.{mi}.{b}"),
@@ -442,8 +474,8 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
                 .map(Timestamp),
             expiration_date: None,
             compressed,
-            compression: Some(if compressed { "xpress" } else { "none" }.to_string()),
-            encrypted: Some(holders.iter().any(|(d, s)| d.is_encrypted(s))),
+            compression: Some(compression),
+            encrypted: Some(found.iter().any(|f| f.feature.is_encryption())),
             backup_size: Some(data),
             compressed_backup_size: compressed.then_some(stored),
             family_count: Some(dev.family_count()),
@@ -458,6 +490,10 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
                 .map(str::to_string),
             digest: None,
             source_label: None,
+            key_algorithm,
+            // No public description says where SQL Server puts these; none is read.
+            encryptor_thumbprint: None,
+            encryptor_type: None,
         });
     }
     Ok(rows)
@@ -658,11 +694,9 @@ pub fn read_stream_with(
         for f in check::faults(d, s).iter().filter(walk) {
             tally.note(f.problem(d, s), f.error(d, s))?;
         }
-        if d.is_encrypted(s) {
-            return Err(Error::Unsupported {
-                device: d.media.device(),
-                what: format!("backup set {position} is encrypted; this reader does not decrypt"),
-            });
+        // Not even --continue-after-error goes past it: there is nothing to write.
+        if let Some(f) = d.findings_of(s).next() {
+            return Err(f.error(d));
         }
     }
     let (block, id) = match kind {
@@ -692,7 +726,10 @@ pub fn read_stream_with(
         });
     }
     for (d, s) in &holders {
-        for f in check::faults(d, s).iter().filter(|f| !walk(f)) {
+        for f in check::faults(d, s)
+            .iter()
+            .filter(|f| !walk(f) && !f.unsupported())
+        {
             tally.note(f.problem(d, s), f.error(d, s))?;
         }
     }
@@ -771,10 +808,15 @@ pub fn write_mtf_with(
     }
     for s in &d.cat.sets {
         for f in check::faults(d, s) {
-            if !matches!(f, check::Fault::Container(_)) {
+            if !matches!(f, check::Fault::Container(_) | check::Fault::Unsupported(_)) {
                 tally.note(f.problem(d, s), f.error(d, s))?;
             }
         }
+    }
+    // A set this reader cannot read cannot be checked as its bytes go by: nothing is written
+    // (bak-verify would not call it valid either).
+    if let Some(f) = d.findings.first() {
+        return Err(f.error(d));
     }
     if d.cat.sets.is_empty() {
         for x in &d.cat.damage {
@@ -945,7 +987,9 @@ pub fn verify(
                 continue;
             };
             for f in check::faults(d, s) {
-                truncated_only &= f.truncated();
+                if !f.unsupported() {
+                    truncated_only &= f.truncated();
+                }
                 rep.problems.push(f.problem(d, s));
             }
             // Read everything: chunks decode, database pages and backup checksums hold.
@@ -961,7 +1005,9 @@ pub fn verify(
                 rep.problems.push(p);
             }
             for (p, truncated) in seen.chunks {
-                truncated_only &= truncated;
+                if p.kind != ProblemKind::Unsupported {
+                    truncated_only &= truncated;
+                }
                 rep.problems.push(p);
             }
             for p in seen.pages {
@@ -984,8 +1030,14 @@ pub fn verify(
         if stop_on_error {
             rep.problems.truncate(1);
         }
+        let damage = rep
+            .problems
+            .iter()
+            .any(|p| p.kind != ProblemKind::Unsupported);
         rep.verdict = if rep.problems.is_empty() {
             Verdict::Valid
+        } else if !damage {
+            Verdict::Unsupported
         } else if truncated_only {
             Verdict::Incomplete
         } else {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::dblk::{Dblk, Tape, DBLK_LEN};
 use super::le::{u16_at, u32_at, u8_at};
+use super::unsupported;
 use bak_core::bytes::MediaKind;
 use bak_core::device::{read_full_at, spool, RandomRead, ReadDevice};
 use bak_core::engine::{guarded, Ordered, Placement, Pool, Queue, Stop};
@@ -106,6 +107,15 @@ pub(crate) struct Media {
 /// What the SQL Server reader recognises: bak-core's format detection, MTF kinds only.
 pub(crate) fn sniff(head: &[u8]) -> Option<MediaKind> {
     bak_core::bytes::sniff(head).filter(|k| *k != MediaKind::Bak)
+}
+
+/// The data a foreign payload begins with, in words.
+fn codec_data(c: unsupported::Codec) -> &'static str {
+    match c {
+        unsupported::Codec::Zstd => "a Zstandard frame (magic 28 b5 2f fd)",
+        unsupported::Codec::QatDeflate => "a gzip member (1f 8b 08), as QATzip writes",
+        unsupported::Codec::Mtf(_) => "MTF software compressed data",
+    }
 }
 
 fn hex_head(b: &[u8]) -> String {
@@ -324,6 +334,28 @@ impl Media {
                     }
                 }
                 _ => {
+                    // A chunk of another algorithm, with a header of the same shape or none:
+                    // its data start right here or after a 28-byte header.
+                    let payload = h.get(CHUNK_HEADER as usize..).unwrap_or(&[]);
+                    let foreign = unsupported::foreign_payload(h)
+                        .map(|c| (c, "its data"))
+                        .or_else(|| {
+                            unsupported::foreign_payload(payload)
+                                .map(|c| (c, "the data after a 28-byte chunk header"))
+                        });
+                    if let Some((codec, what)) = foreign {
+                        let what = format!(
+                            "{} begins {what}, where an MS_XPRESS chunk (marker 0x21) belongs",
+                            codec_data(codec)
+                        );
+                        return Err(unsupported::foreign_chunk(
+                            &self.name,
+                            pos,
+                            Some(index),
+                            codec,
+                            &what,
+                        ));
+                    }
                     map.damage.push(ContainerDamage {
                         file_off: pos,
                         chunk: Some(index),
@@ -567,22 +599,41 @@ impl Media {
                     });
                 }
                 let (header, payload) = scratch.split_at(CHUNK_HEADER as usize);
+                // A payload that is not Xpress but another algorithm's data is not damage;
+                // asked only once the Xpress checks fail, so a good chunk is never taken for
+                // one.
+                let foreign = || {
+                    unsupported::foreign_payload(payload).map(|codec| {
+                        unsupported::foreign_chunk(
+                            &self.name,
+                            seg.file_off,
+                            Some(seg.index),
+                            codec,
+                            &format!(
+                                "the payload of the chunk is {}, not MS_XPRESS",
+                                codec_data(codec)
+                            ),
+                        )
+                    })
+                };
                 let stored = u32_at(header, CHECK_AT).unwrap_or(0);
                 let computed = super::csum::chunk_check(payload);
                 if stored != computed {
-                    return Err(Error::Corrupt {
+                    return Err(foreign().unwrap_or_else(|| Error::Corrupt {
                         at: loc(),
                         what: "compressed chunk's payload does not match its check value".into(),
                         expected: Some(format!("{stored:#010x}")),
                         found: Some(format!("{computed:#010x}")),
-                    });
+                    }));
                 }
-                crate::xpress::decompress_into(payload, out).map_err(|e| Error::Corrupt {
-                    at: loc(),
-                    what: format!("compressed chunk does not decode ({e})"),
-                    expected: Some(format!("{} decoded bytes", seg.ulen)),
-                    found: None,
-                })?;
+                if let Err(e) = crate::xpress::decompress_into(payload, out) {
+                    return Err(foreign().unwrap_or_else(|| Error::Corrupt {
+                        at: loc(),
+                        what: format!("compressed chunk does not decode ({e})"),
+                        expected: Some(format!("{} decoded bytes", seg.ulen)),
+                        found: None,
+                    }));
+                }
             }
         }
         Ok(())

@@ -14,6 +14,8 @@ use bak_core::error::Result;
 
 /// SQL Server page size.
 pub(crate) const PAGE: usize = 8192;
+/// Size of the page header.
+pub(crate) const HEADER: usize = 96;
 /// Pages per extent.
 const EXTENT_PAGES: u64 = 8;
 /// Page header flag: the page carries a checksum at offset 60.
@@ -49,22 +51,29 @@ pub(crate) fn page_checksum(page: &[u8]) -> Option<u32> {
     Some(sum)
 }
 
+/// Whether a whole page's header reads as a page header: version 1, a known page type, a file
+/// id of the set (`fids`; empty = unknown: any non-zero id). Anything else is stale bytes of
+/// an unallocated page, and not judged.
+pub(crate) fn has_page_header(p: &[u8], fids: &[u16]) -> bool {
+    if p.len() != PAGE || p[0] != 1 || !KNOWN_TYPES.contains(&p[1]) {
+        return false;
+    }
+    let fid = u16::from_le_bytes([p[36], p[37]]);
+    if fids.is_empty() {
+        fid != 0
+    } else {
+        fids.contains(&fid)
+    }
+}
+
 /// Judge one whole page found at `slot` (0..8) of its extent, at MTF offset `off`. `fids` are
 /// the set's file ids (empty = unknown: any non-zero id).
 pub(crate) fn check_page(p: &[u8], slot: u64, off: u64, fids: &[u16]) -> Option<PageProblem> {
-    if p.len() != PAGE || p[0] != 1 || !KNOWN_TYPES.contains(&p[1]) {
+    if !has_page_header(p, fids) {
         return None;
     }
     let pid = u32::from_le_bytes([p[32], p[33], p[34], p[35]]);
     let fid = u16::from_le_bytes([p[36], p[37]]);
-    let plausible = if fids.is_empty() {
-        fid != 0
-    } else {
-        fids.contains(&fid)
-    };
-    if !plausible {
-        return None; // stale bytes of an unallocated page
-    }
     let flags = u16::from_le_bytes([p[4], p[5]]);
     if flags & FLAG_CHECKSUM != 0 {
         let stored = u32::from_le_bytes([p[60], p[61], p[62], p[63]]);

@@ -202,6 +202,9 @@ impl Walker<'_> {
             Ok(Some(b)) => Ok(Rd::Bytes(b)),
             Ok(None) => Ok(Rd::End),
             Err(Error::Io { path, op, source }) => Err(Error::Io { path, op, source }),
+            // A chunk in an algorithm this reader does not decode: none of the media can be
+            // had, so nothing is walked past it.
+            Err(e @ Error::Unsupported { .. }) => Err(e),
             Err(e) => {
                 let (start, resume) = match self.m.seg_at(off) {
                     Some(s) => (s.mtf_off, s.mtf_off + u64::from(s.ulen)),

@@ -18,8 +18,9 @@ An output file is written under a temporary name beside it and renamed when the 
 whole; on failure or a signal it is removed (unless --keep-partial). An existing file is
 replaced only with --force, and never when it is one of the devices.
 
-Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
-(SIGINT or SIGTERM).";
+Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error, or a set that uses
+what this build cannot read (unsupported: an encryption, a compression algorithm); 130
+interrupted (SIGINT or SIGTERM).";
 
 /// Restore one backup set from its media set to standard output.
 #[derive(Parser, Debug)]
@@ -180,6 +181,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     };
     let media = open_media(&args.devices)?;
     bak_cli::announce("bak-read", &media, args.quiet);
+    bak_cli::note_media("bak-read", &media, args.quiet);
     let devs = match media {
         Media::Bak(devs) => {
             anyhow::ensure!(

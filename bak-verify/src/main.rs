@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use bak_cli::{open_media, Media, Progress, EXIT_DAMAGED, EXIT_OK};
+use bak_cli::{open_media, Media, Progress, EXIT_DAMAGED, EXIT_OK, EXIT_USAGE};
 use bak_core::report::{SetReport, Verdict};
 use bak_core::{verify, VerifyOptions};
 use clap::Parser;
@@ -19,8 +19,9 @@ sequence across families, the MBC and trailing config, and (unless --fast) the d
 against the end-to-end digest. Every problem is listed, each naming file, family, set, block
 and byte offset.
 
-Exit status: 0 everything checked is valid; 1 media damaged or incomplete; 2 usage or I/O error;
-130 interrupted (SIGINT or SIGTERM).";
+Exit status: 0 everything checked is valid; 1 media damaged or incomplete; 2 usage or I/O error,
+or a set uses what this build cannot read and nothing checked is damaged (verdict
+\"unsupported\": an encryption, a compression algorithm); 130 interrupted (SIGINT or SIGTERM).";
 
 /// Verify backup media without restoring them.
 #[derive(Parser, Debug)]
@@ -71,6 +72,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     bak_cli::Inputs::devices(&args.devices).check_stdout()?;
     let media = open_media(&args.devices)?;
     bak_cli::announce("bak-verify", &media, args.quiet || args.json);
+    bak_cli::note_media("bak-verify", &media, args.quiet);
     let reports = match media {
         Media::Bak(devs) => {
             let opts = VerifyOptions {
@@ -91,11 +93,19 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let mut out = out.lock();
     print_reports(&mut out, &reports, args.json)?;
     out.flush()?;
-    Ok(if reports.iter().all(|r| r.verdict == Verdict::Valid) {
-        EXIT_OK
-    } else {
+    Ok(exit_code(&reports))
+}
+
+/// 1 when any set is damaged or incomplete (damage is what a person must act on first); else 2
+/// when any set uses what this build cannot read; else 0.
+fn exit_code(reports: &[SetReport]) -> u8 {
+    if reports.iter().any(|r| r.verdict.is_damage()) {
         EXIT_DAMAGED
-    })
+    } else if reports.iter().any(|r| r.verdict == Verdict::Unsupported) {
+        EXIT_USAGE
+    } else {
+        EXIT_OK
+    }
 }
 
 fn print_reports(out: &mut dyn Write, reports: &[SetReport], json: bool) -> std::io::Result<()> {
@@ -114,6 +124,12 @@ fn print_reports(out: &mut dyn Write, reports: &[SetReport], json: bool) -> std:
             writeln!(out, "The media have {n} problem{s} outside any backup set.")?;
         } else if r.verdict == Verdict::Valid {
             writeln!(out, "The backup set on file {} is valid.", r.position)?;
+        } else if r.verdict == Verdict::Unsupported {
+            writeln!(
+                out,
+                "The backup set on file {} cannot be verified: it uses what this build cannot read (unsupported, {n} problem{s}).",
+                r.position
+            )?;
         } else {
             writeln!(
                 out,

@@ -234,6 +234,9 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 software_product: None,
                 digest: t.map(|t| t.digest),
                 source_label: opt(&h.source),
+                key_algorithm: None,
+                encryptor_thumbprint: None,
+                encryptor_type: None,
             }
         })
         .collect()

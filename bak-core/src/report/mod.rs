@@ -19,27 +19,42 @@ pub enum Verdict {
     Incomplete,
     /// Something is wrong with what is there.
     Damaged,
+    /// Nothing is wrong with what could be checked, but the set uses what this build cannot
+    /// read (an encryption, a compression algorithm, a format version): not a verdict on its
+    /// bytes, and never called damaged for it.
+    Unsupported,
 }
 
 impl Verdict {
-    /// The word: "valid", "incomplete", "damaged".
+    /// The word: "valid", "incomplete", "damaged", "unsupported".
     pub fn word(self) -> &'static str {
         match self {
             Verdict::Valid => "valid",
             Verdict::Incomplete => "incomplete",
             Verdict::Damaged => "damaged",
+            Verdict::Unsupported => "unsupported",
         }
     }
 
-    /// The verdict that the problems found, and whether the set is whole, make.
+    /// The verdict that the problems found, and whether the set is whole, make. Problems of
+    /// kind [`ProblemKind::Unsupported`] are not damage: a set with only those is
+    /// `Unsupported`; with others besides, the others decide.
     pub fn of(problems: &[Problem], complete: bool) -> Verdict {
+        let damage = || problems.iter().filter(|p| p.kind != ProblemKind::Unsupported);
         if problems.is_empty() && complete {
             Verdict::Valid
-        } else if !complete && problems.iter().all(|p| p.kind == ProblemKind::Incomplete) {
+        } else if !complete && damage().all(|p| p.kind == ProblemKind::Incomplete) {
             Verdict::Incomplete
+        } else if damage().next().is_none() {
+            Verdict::Unsupported
         } else {
             Verdict::Damaged
         }
+    }
+
+    /// True for a verdict that bak-verify's exit status 1 stands for: damaged or incomplete.
+    pub fn is_damage(self) -> bool {
+        matches!(self, Verdict::Damaged | Verdict::Incomplete)
     }
 }
 
@@ -279,6 +294,15 @@ pub struct SetInfo {
     pub digest: Option<[u8; 16]>,
     /// The label of the source (bak: what `--input` named, or "stdin").
     pub source_label: Option<String>,
+    /// The algorithm a backup made `WITH ENCRYPTION` is encrypted with, as far as the media
+    /// say it (MTF: the data encryption algorithm id of the stream headers); null when the
+    /// set is not encrypted or the media do not say.
+    pub key_algorithm: Option<String>,
+    /// Thumbprint of the certificate or asymmetric key that encrypted the set's key, in hex,
+    /// where the media carry one.
+    pub encryptor_thumbprint: Option<String>,
+    /// "CERTIFICATE" or "ASYMMETRIC KEY", where the media say it.
+    pub encryptor_type: Option<String>,
 }
 
 /// One database file inside a backup set: what RESTORE FILELISTONLY shows.
@@ -413,5 +437,31 @@ mod tests {
             "10 bytes past the end of the media (not bak records: first bytes ff)"
         );
         assert_eq!(Verdict::of(&[p], true), Verdict::Damaged);
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_unsupported_not_damaged() {
+        let of = |kinds: &[ProblemKind], complete| {
+            let ps: Vec<Problem> = kinds
+                .iter()
+                .map(|&kind| Problem {
+                    kind,
+                    ..Default::default()
+                })
+                .collect();
+            Verdict::of(&ps, complete)
+        };
+        use ProblemKind::*;
+        assert_eq!(of(&[Unsupported], true), Verdict::Unsupported);
+        assert_eq!(of(&[Unsupported, Unsupported], true), Verdict::Unsupported);
+        // Damage besides decides, as does a set cut short.
+        assert_eq!(of(&[Unsupported, Corrupt], true), Verdict::Damaged);
+        assert_eq!(of(&[Unsupported, Incomplete], false), Verdict::Incomplete);
+        assert_eq!(of(&[Incomplete], false), Verdict::Incomplete);
+        assert_eq!(of(&[], true), Verdict::Valid);
+        assert!(!Verdict::Unsupported.is_damage());
+        assert!(Verdict::Damaged.is_damage() && Verdict::Incomplete.is_damage());
+        assert!(!Verdict::Valid.is_damage());
+        assert_eq!(Verdict::Unsupported.word(), "unsupported");
     }
 }
