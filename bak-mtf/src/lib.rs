@@ -640,7 +640,17 @@ pub fn read_stream_with(
         .filter_map(|d| d.set(position).map(|s| (*d, s)))
         .collect();
     if holders.is_empty() {
-        return Err(no_such_set(&fams, position));
+        // Damage outside every set listed (an SSET whose header fails, say) may be where the
+        // set was: that is damage, not a set the media do not hold.
+        let hidden = fams.iter().find_map(|d| {
+            let listed = |off: u64| d.cat.sets.iter().any(|s| off >= s.sset_off && off < s.end);
+            d.cat
+                .damage
+                .iter()
+                .find(|x| !x.truncated && !listed(x.off))
+                .map(|x| d.damage_error(x, None))
+        });
+        return Err(hidden.unwrap_or_else(|| no_such_set(&fams, position)));
     }
     let stop = !opts.continue_after_error;
     // What is known before a byte is read: stop before writing any, or note it and go on.

@@ -345,16 +345,11 @@ impl Media {
                         });
                     if let Some((codec, what)) = foreign {
                         let what = format!(
-                            "{} begins {what}, where an MS_XPRESS chunk (marker 0x21) belongs",
+                            "at file offset {pos} (chunk {index}), where an MS_XPRESS chunk \
+                             (marker 0x21) belongs, {} begins {what}",
                             codec_data(codec)
                         );
-                        return Err(unsupported::foreign_chunk(
-                            &self.name,
-                            pos,
-                            Some(index),
-                            codec,
-                            &what,
-                        ));
+                        return Err(unsupported::foreign_chunk(&self.name, codec, &what));
                     }
                     map.damage.push(ContainerDamage {
                         file_off: pos,
@@ -606,11 +601,12 @@ impl Media {
                     unsupported::foreign_payload(payload).map(|codec| {
                         unsupported::foreign_chunk(
                             &self.name,
-                            seg.file_off,
-                            Some(seg.index),
                             codec,
                             &format!(
-                                "the payload of the chunk is {}, not MS_XPRESS",
+                                "the payload of the chunk at file offset {} (chunk {}) is {}, \
+                                 not MS_XPRESS",
+                                seg.file_off,
+                                seg.index,
                                 codec_data(codec)
                             ),
                         )

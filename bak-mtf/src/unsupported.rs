@@ -346,15 +346,14 @@ pub(crate) fn foreign_payload(b: &[u8]) -> Option<Codec> {
     }
 }
 
-/// A chunk of the compressed container at `file_off` whose payload is another algorithm's
-/// data, as the error every reader stops with: nothing of a container in an algorithm this
+/// A compressed container with a chunk in another algorithm (`what` says where and what was
+/// seen), as the error every reader stops with: nothing of a container in an algorithm this
 /// reader does not decode can be read.
-pub(crate) fn foreign_chunk(device: &str, file_off: u64, index: Option<u64>, codec: Codec, what: &str) -> Error {
-    let chunk = index.map_or(String::new(), |i| format!(" (chunk {i})"));
+pub(crate) fn foreign_chunk(device: &str, codec: Codec, what: &str) -> Error {
     Error::Unsupported {
         device: device.to_string(),
         what: format!(
-            "compressed with {}: unsupported, this reader decodes only MS_XPRESS ({what} at file offset {file_off}{chunk})",
+            "the backup uses {}: unsupported, this reader decodes only MS_XPRESS ({what})",
             codec.name()
         ),
     }
