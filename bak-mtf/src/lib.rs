@@ -444,6 +444,8 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             compressed,
             compression: Some(if compressed { "xpress" } else { "none" }.to_string()),
             encrypted: Some(holders.iter().any(|(d, s)| d.is_encrypted(s))),
+            encryption_algorithm: None,
+            key_fingerprints: None,
             backup_size: Some(data),
             compressed_backup_size: compressed.then_some(stored),
             family_count: Some(dev.family_count()),

@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::bytes::*;
+use crate::codec::keys::show_fingerprint;
+use crate::codec::seal::Cipher;
 use crate::error::{Error, Location, PastEnd, Result};
-use crate::media::family::scan_family;
+use crate::media::family::{read_leading, scan_family};
 use crate::media::open::Opened;
 use crate::media::parser::{Event, SetParser};
 use crate::ops::backup::now_us;
@@ -20,6 +22,21 @@ pub struct SetSeen {
     pub header: SetHeader,
     /// Its trailing config, when the set is complete on this family.
     pub trailing: Option<TrailingConfig>,
+    /// Its encryption, when its leading config could be read: algorithm id (0 none) and the
+    /// keys that open it.
+    pub encryption: Option<(u16, Vec<String>)>,
+}
+
+/// What the leading config and key records say of a set's encryption.
+fn encryption_of(encryption: u16, keys: &[KeyRecord]) -> (u16, Vec<String>) {
+    let mut fps = Vec::new();
+    for k in keys {
+        match k.kind {
+            KeyKind::X25519 => fps.extend(k.fingerprints.iter().map(show_fingerprint)),
+            KeyKind::Passphrase => fps.push("passphrase".to_string()),
+        }
+    }
+    (encryption, fps)
 }
 
 /// What one family holds.
@@ -51,10 +68,17 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
         // Sets before a break in the end-of-set chain cannot be listed without reading the
         // data; the ones after it still are, and the damage is reported with them.
         let damage = scan.broken.as_ref().map(|e| e.to_string());
+        let at = Location::device(name.clone()).family(media.family_number as u32);
+        let crypt = |off: u64| {
+            read_leading(f, off, &at)
+                .ok()
+                .map(|(l, k)| encryption_of(l.encryption, &k))
+        };
         let mut sets: Vec<SetSeen> = scan
             .sets
             .into_iter()
             .map(|s| SetSeen {
+                encryption: crypt(s.eset.set_header_offset),
                 header: s.header,
                 trailing: Some(s.trailing),
             })
@@ -63,6 +87,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
             sets.push(SetSeen {
                 header: h,
                 trailing: None,
+                encryption: crypt(scan.end_offset),
             });
         }
         return Ok(FamilyCatalog {
@@ -99,7 +124,19 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                 Event::Header(h) => sets.push(SetSeen {
                     header: h,
                     trailing: None,
+                    encryption: None,
                 }),
+                Event::Leading(l) => {
+                    if let Some(s) = sets.last_mut() {
+                        s.encryption = Some(encryption_of(l.encryption, &[]));
+                    }
+                }
+                Event::Key(k) => {
+                    if let Some((_, fps)) = sets.last_mut().and_then(|s| s.encryption.as_mut()) {
+                        let (_, more) = encryption_of(0, &[k]);
+                        fps.extend(more);
+                    }
+                }
                 Event::Block(h, _) => match r.skip(h.stored_len as u64, "block payload") {
                     Ok(()) => {}
                     Err(Error::Truncated { .. }) => break 'sets,
@@ -114,7 +151,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                     }
                     break;
                 }
-                Event::Leading(_) | Event::Mbc => {}
+                Event::Mbc => {}
             }
         }
     }
@@ -197,6 +234,7 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
         .map(|(pos, seen)| {
             let h = &seen[0].header;
             let t = seen.iter().find_map(|s| s.trailing.as_ref());
+            let crypt = seen.iter().find_map(|s| s.encryption.as_ref());
             let complete = all_given
                 && seen.len() == cats.len()
                 && seen
@@ -220,7 +258,12 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 expiration_date: (h.expire_us > 0).then_some(Timestamp(h.expire_us)),
                 compressed: !matches!(h.codec, Codec::None),
                 compression: Some(h.codec.to_string()),
-                encrypted: Some(false),
+                encrypted: crypt.map(|c| c.0 != 0),
+                encryption_algorithm: crypt.filter(|c| c.0 != 0).map(|c| {
+                    Cipher::from_id(c.0)
+                        .map_or(format!("algorithm {}", c.0), |c| c.name().to_string())
+                }),
+                key_fingerprints: crypt.filter(|c| c.0 != 0).map(|c| c.1.clone()),
                 backup_size: t.map(|t| t.total_original),
                 compressed_backup_size: t.map(|t| t.total_stored),
                 family_count: Some(h.family_count as u32),

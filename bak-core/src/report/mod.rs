@@ -252,6 +252,11 @@ pub struct SetInfo {
     pub compression: Option<String>,
     /// True when the set is encrypted.
     pub encrypted: Option<bool>,
+    /// The cipher of an encrypted set, e.g. "AES-256-GCM".
+    pub encryption_algorithm: Option<String>,
+    /// What opens an encrypted set: `x25519:` and the fingerprint of each recipient (the first
+    /// 8 bytes of the SHA-256 of its `age1...` key, in hex), and `passphrase`.
+    pub key_fingerprints: Option<Vec<String>>,
     /// Original bytes of the backup.
     pub backup_size: Option<u64>,
     /// Stored bytes of the backup.
