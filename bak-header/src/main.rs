@@ -69,6 +69,7 @@ const SET_COLUMNS: &[&str] = &[
     "DatabaseName",
     "BackupStartDate",
     "Compression",
+    "Encrypted",
     "BackupSize",
     "CompressedBackupSize",
     "FamilyCount",
