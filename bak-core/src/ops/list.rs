@@ -46,6 +46,8 @@ pub struct FamilyCatalog {
     pub name: String,
     /// Label.
     pub media: MediaHeader,
+    /// The format version the label was written with (major, minor).
+    pub format: (u8, u8),
     /// Sets by position (complete ones have a trailing config).
     pub sets: Vec<SetSeen>,
     /// Damage that kept earlier sets from being listed, if any.
@@ -63,6 +65,9 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
         found: "not bak media".into(),
     })?;
     let name = d.name().to_string();
+    // The label's record header says which version wrote it: 1.0 media stay 1.0.
+    let version = |i: usize, or: u8| d.head.get(FRAME_HEADER_LEN + i).copied().unwrap_or(or);
+    let format = (version(4, FORMAT_MAJOR), version(5, FORMAT_MINOR));
     if let Some(f) = d.random() {
         let scan = scan_family(f, &name)?;
         // Sets before a break in the end-of-set chain cannot be listed without reading the
@@ -93,6 +98,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
         return Ok(FamilyCatalog {
             name,
             media,
+            format,
             sets,
             damage,
             past_end: scan.past_end,
@@ -160,6 +166,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
     Ok(FamilyCatalog {
         name,
         media,
+        format,
         sets,
         damage: None,
         past_end,
@@ -197,7 +204,7 @@ pub fn label_info(c: &FamilyCatalog) -> LabelInfo {
     LabelInfo {
         device: c.name.clone(),
         media_format: Some(MediaKind::Bak),
-        format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+        format_version: format!("{}.{}", c.format.0, c.format.1),
         media_name: opt(&m.media_name),
         media_description: opt(&m.media_description),
         media_set_id: Some(guid_string(&m.media_set_id)),

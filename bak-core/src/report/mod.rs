@@ -175,7 +175,8 @@ pub struct LabelInfo {
     pub device: String,
     /// Which format the media are.
     pub media_format: Option<MediaKind>,
-    /// Format version of the media (bak: "1.0"; MTF: the MTF major version).
+    /// Format version the media label was written with (bak: "1.1", or "1.0" for media of
+    /// earlier releases; MTF: the MTF major version).
     pub format_version: String,
     /// Media name (MEDIANAME).
     pub media_name: Option<String>,
@@ -252,11 +253,6 @@ pub struct SetInfo {
     pub compression: Option<String>,
     /// True when the set is encrypted.
     pub encrypted: Option<bool>,
-    /// The cipher of an encrypted set, e.g. "AES-256-GCM".
-    pub encryption_algorithm: Option<String>,
-    /// What opens an encrypted set: `x25519:` and the fingerprint of each recipient (the first
-    /// 8 bytes of the SHA-256 of its `age1...` key, in hex), and `passphrase`.
-    pub key_fingerprints: Option<Vec<String>>,
     /// Original bytes of the backup.
     pub backup_size: Option<u64>,
     /// Stored bytes of the backup.
@@ -284,6 +280,11 @@ pub struct SetInfo {
     pub digest: Option<[u8; 16]>,
     /// The label of the source (bak: what `--input` named, or "stdin").
     pub source_label: Option<String>,
+    /// The cipher of an encrypted set, e.g. "AES-256-GCM".
+    pub encryption_algorithm: Option<String>,
+    /// What opens an encrypted set: `x25519:` and the fingerprint of each recipient (the first
+    /// 8 bytes of the SHA-256 of its `age1...` key, in hex), and `passphrase`.
+    pub key_fingerprints: Option<Vec<String>>,
 }
 
 /// One database file inside a backup set: what RESTORE FILELISTONLY shows.
