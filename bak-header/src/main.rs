@@ -69,7 +69,6 @@ const SET_COLUMNS: &[&str] = &[
     "DatabaseName",
     "BackupStartDate",
     "Compression",
-    "Encrypted",
     "BackupSize",
     "CompressedBackupSize",
     "FamilyCount",

@@ -72,8 +72,10 @@ fn round_trips_with_one_recipient_several_a_passphrase_and_a_mix() {
     .unwrap();
     let list_s = list.to_str().unwrap();
     let pass_s = pass.to_str().unwrap();
-    // (name, write options, the keys each of which must open the set alone)
-    let cases: Vec<(&str, Vec<&str>, Vec<Vec<&Path>>)> = vec![
+    // (name, write options, the keys each of which must open the set alone: identity files,
+    // or none for the passphrase)
+    type Case<'a> = (&'a str, Vec<&'a str>, Vec<Vec<&'a Path>>);
+    let cases: Vec<Case> = vec![
         (
             "one",
             vec!["--recipient", &a.recipient],
@@ -291,7 +293,15 @@ fn check_found(devs: &[PathBuf], fam: usize, key: &Path, input: &[u8], refused: 
         assert!(!refused, "{what}: restored");
         assert!(r.stdout == input, "{what}: restore exit 0 with other bytes");
     } else {
-        assert_eq!(r.code, 1, "{what}: damage is exit 1: {}", r.stderr);
+        // A field changed into an algorithm this build does not know reads as media of a
+        // newer writer: unsupported (exit 2), which is not damage by its bytes alone.
+        let unsupported = r.code == 2 && r.stderr.contains("not known to this build");
+        assert!(
+            r.code == 1 || unsupported,
+            "{what}: damage is exit 1: {} {}",
+            r.code,
+            r.stderr
+        );
     }
 }
 
