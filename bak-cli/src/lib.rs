@@ -9,9 +9,11 @@ use bak_core::Error;
 
 pub mod dates;
 pub mod generate;
+pub mod keys;
 pub mod output;
 pub mod signals;
 
+pub use keys::{EncryptArgs, KeyArgs};
 pub use output::{Inputs, Output, OutputOptions};
 pub use signals::{stop_on_signals, EXIT_INTERRUPTED};
 mod progress;

@@ -302,6 +302,16 @@ pub enum Error {
         /// Why, and what to do instead.
         what: String,
     },
+    /// An encrypted backup set, and none of the keys given opens it (or none was given). Not
+    /// damage: the media may be whole.
+    KeyNeeded {
+        /// The set.
+        at: Location,
+        /// What would open it: its recipients' fingerprints, a passphrase.
+        needs: String,
+        /// What was given ("no key was given", or the identities' fingerprints).
+        given: String,
+    },
     /// A request this build will not carry out as asked: a bad option value, an overwrite
     /// that needs a flag, a device in use. Never damage.
     Refused {
@@ -487,6 +497,11 @@ impl fmt::Display for Error {
                 if *count == 1 { "" } else { "s" }
             ),
             Error::Unsupported { device, what } => write!(f, "{device}: {what}"),
+            Error::KeyNeeded { at, needs, given } => write!(
+                f,
+                "{at}: the backup set is encrypted and no key given opens it ({given}); it \
+                 opens with {needs}"
+            ),
             Error::Refused { what, .. } => f.write_str(what),
             Error::Internal { what, detail } => {
                 write!(f, "internal error: {what}")?;

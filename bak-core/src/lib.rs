@@ -113,3 +113,11 @@ pub mod internals {
         Ok(crate::device::FileDevice::from_file(name, f))
     }
 }
+
+/// Encryption: what a new set is encrypted to ([`keys::Encryption`]), the keys a reader brings
+/// ([`keys::Keys`]), the cipher, and fingerprints (docs/FORMAT.md, "Encryption").
+pub mod keys {
+    pub use crate::codec::keys::{recipient_fingerprint, show_fingerprint, Encryption, Keys};
+    pub use crate::codec::seal::Cipher;
+    pub use age::secrecy::SecretString;
+}

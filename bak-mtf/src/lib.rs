@@ -476,6 +476,8 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             compressed,
             compression: Some(compression),
             encrypted: Some(found.iter().any(|f| f.feature.is_encryption())),
+            encryption_algorithm: None,
+            key_fingerprints: None,
             backup_size: Some(data),
             compressed_backup_size: compressed.then_some(stored),
             family_count: Some(dev.family_count()),

@@ -11,6 +11,11 @@ const EXAMPLES: &str = "Examples:
   bak-read /mnt/c/db.bak /mnt/a/db.bak /mnt/b/db.bak | psql mydb_copy
   bak-read --file 2 nightly.bak > set2.tar
   ssh host 'cat etc.bak' | bak-read - | tar t
+  bak-read --identity ~/.config/bak/key.txt etc.bak | tar t      # an encrypted set
+
+An encrypted set opens with --identity (an age identity file) or --passphrase-file; without
+the key nothing is written and the exit status is 2, with the keys that would open the set.
+Every block is authenticated before it is written.
 
 Devices may be given in any order; each is recognised by its media header.
 
@@ -48,6 +53,8 @@ struct Args {
     /// Buffers in the pool (default: devices x 4 + 2 x threads + 2; 2 to 1024).
     #[arg(long, value_name = "N")]
     buffer_count: Option<usize>,
+    #[command(flatten)]
+    keys: bak_cli::KeyArgs,
     #[command(flatten)]
     progress: bak_cli::ProgressArgs,
     /// No bar, no --stats lines and no summary (--progress json still prints).
@@ -152,6 +159,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     }
     let mut opts = RestoreOptions {
         position: args.file,
+        keys: args.keys.keys()?,
         ..Default::default()
     };
     if let Some(t) = args.threads {

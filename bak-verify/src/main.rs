@@ -19,6 +19,9 @@ sequence across families, the MBC and trailing config, and (unless --fast) the d
 against the end-to-end digest. Every problem is listed, each naming file, family, set, block
 and byte offset.
 
+An encrypted set needs its key (--identity or --passphrase-file) for a full verify, which then
+also authenticates every block and record; --fast checks its stored bytes without a key.
+
 Exit status: 0 everything checked is valid; 1 media damaged or incomplete; 2 usage or I/O error,
 or a set uses what this build cannot read and nothing checked is damaged (verdict
 \"unsupported\": an encryption, a compression algorithm); 130 interrupted (SIGINT or SIGTERM).";
@@ -45,6 +48,8 @@ struct Args {
     /// One JSON report object per set.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    keys: bak_cli::KeyArgs,
     #[command(flatten)]
     progress: bak_cli::ProgressArgs,
     /// No bar and no --stats lines (--progress json still prints).
@@ -80,6 +85,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
                 fast: args.fast,
                 stop_on_error: args.stop_on_error,
                 threads: args.threads.unwrap_or(0),
+                keys: args.keys.keys()?,
             };
             // Bytes of media read; the total comes from the media, through `verify`.
             let progress = Progress::new("VERIFY", None, &args.progress, args.quiet);

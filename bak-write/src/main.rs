@@ -17,10 +17,15 @@ const EXAMPLES: &str = "Examples:
   pg_dump mydb | bak-write --compress zstd /mnt/a/db.bak /mnt/b/db.bak /mnt/c/db.bak
   bak-write --input disk.img --name nightly --retain-days 7 /backup/disk.bak
   tar c /etc | ssh host bak-write etc.bak      # media on another host: write them there
+  tar c /etc | bak-write --compress zstd --recipient-file team.txt etc.bak   # encrypted
 
 Run pipelines under `set -o pipefail`: bak-write cannot tell a producer that failed half-way.
 A pipe cannot append: `bak-write - | ssh host 'cat >> x.bak'` puts a second media set after the
 first instead of a second backup set; run bak-write where the media are.
+
+With --recipient, --recipient-file or --passphrase-file the set is encrypted (compressed first):
+its data can be read only with an age identity of a recipient or the passphrase; names, sizes
+and times stay readable (docs/FORMAT.md, \"Encryption\"). Keep the identity apart from the media.
 
 Devices are files (created when missing), FIFOs, character devices, or - for standard output.
 On devices that already hold a media set, a new backup set is appended (NOINIT).
@@ -83,6 +88,8 @@ struct Args {
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
+    #[command(flatten)]
+    encrypt: bak_cli::EncryptArgs,
     #[command(flatten)]
     progress: bak_cli::ProgressArgs,
     /// No bar, no --stats lines and no summary (--progress json still prints).
@@ -194,6 +201,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
             })?,
         (None, None) => 0,
     };
+    // Recipients and the passphrase are read and checked before any device is opened.
+    opts.encryption = args.encrypt.encryption()?;
     opts.check()?;
 
     // What is read must not be one of the devices written: `bak-write -i X X`, or
@@ -296,6 +305,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             "MBPerSecond": rate,
             "Digest": hex(&s.digest),
             "Formatted": s.formatted,
+            "EncryptionAlgorithm": s.cipher.map(|c| c.name()),
         });
         println!("{v}");
     }

@@ -53,7 +53,13 @@ fn sample(len: usize, salt: u32) -> Vec<u8> {
 }
 
 /// Write sets of `sizes` bytes to `families` fresh devices in memory; returns their bytes.
-fn bak_media(tag: &str, families: usize, codec: Codec, sizes: &[usize]) -> Vec<Vec<u8>> {
+fn bak_media(
+    tag: &str,
+    families: usize,
+    codec: Codec,
+    sizes: &[usize],
+    encryption: Option<bak_core::keys::Encryption>,
+) -> Vec<Vec<u8>> {
     let devices: Vec<MemDevice> = (1..=families)
         .map(|i| MemDevice::new(format!("{tag}-{i}.bak")))
         .collect();
@@ -65,6 +71,7 @@ fn bak_media(tag: &str, families: usize, codec: Codec, sizes: &[usize]) -> Vec<V
         name: format!("seed {tag}"),
         user: "seed".into(),
         host: "seed".into(),
+        encryption,
         ..Default::default()
     };
     for (i, &size) in sizes.iter().enumerate() {
@@ -117,6 +124,7 @@ fn split_records(out: &mut Out, file: &[u8]) {
             RecordType::TrailingConfig => "trailing_config",
             RecordType::Mbc => "mbc",
             RecordType::EndOfSet => "end_of_set",
+            RecordType::KeyRecord => "key_record",
         };
         out.put(target, &rec.body);
         if rec.kind == RecordType::BlockHeader {
@@ -144,13 +152,25 @@ fn bak_seeds(out: &mut Out) {
         ("empty", 1, Codec::Zstd(1), &[0]),
     ];
     for (tag, families, codec, sizes) in cases {
-        let files = bak_media(tag, families, codec, sizes);
+        let files = bak_media(tag, families, codec, sizes, None);
         for f in &files {
             split_records(out, f);
             out.put("media_family", f);
             // A cut tail: the scan then walks forward from the set map.
             out.put("media_family", &f[..f.len() - 50]);
         }
+    }
+}
+
+/// An encrypted set (to a passphrase: the seeds need no identity file): key records and
+/// sealed payloads for the record targets.
+fn encrypted_seeds(out: &mut Out) {
+    let mut e = bak_core::keys::Encryption::new();
+    e.set_passphrase(bak_core::keys::SecretString::from("seed".to_string()))
+        .expect("a passphrase");
+    for f in &bak_media("encrypted", 2, Codec::Zstd(1), &[150_000], Some(e)) {
+        split_records(out, f);
+        out.put("media_family", f);
     }
 }
 
@@ -225,6 +245,7 @@ fn main() {
         .unwrap_or_else(|| PathBuf::from("../../shared/fixtures/sqlserver"));
     let mut out = Out { root, n: 0 };
     bak_seeds(&mut out);
+    encrypted_seeds(&mut out);
     mtf_seeds(&mut out);
     fixture_seeds(&mut out, &fixtures);
     eprintln!("seeds: wrote {} inputs under {}", out.n, out.root.display());

@@ -4,7 +4,7 @@
 
 use bak_core::bytes::{
     check_raw_frame, parse_frame, raw_frame_len, BlockCodec, BlockHeader, RecordType,
-    BLOCK_HEADER_FRAME_LEN, MAX_TRANSFER, MIN_TRANSFER,
+    BLOCK_HEADER_FRAME_LEN, MAX_TRANSFER, MIN_TRANSFER, SEALED_OVERHEAD,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -25,9 +25,13 @@ fuzz_target!(|data: &[u8]| {
     let payload = data.get(BLOCK_HEADER_FRAME_LEN..).unwrap_or(&[]);
     let mts = (MIN_TRANSFER..=MAX_TRANSFER).step_by(MIN_TRANSFER as usize);
     for mt in mts {
-        if h.check_lengths(mt, &at).is_ok() {
+        if h.check_lengths(mt, false, &at).is_ok() {
             assert!(h.original_len >= 1 && h.original_len <= mt);
             assert!(u64::from(h.stored_len) <= raw_frame_len(h.original_len));
+        }
+        if h.check_lengths(mt, true, &at).is_ok() {
+            assert!(h.original_len >= 1 && h.original_len <= mt);
+            assert!(h.stored_len <= h.original_len + SEALED_OVERHEAD);
         }
     }
     if h.codec == BlockCodec::Raw {

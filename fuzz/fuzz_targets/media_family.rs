@@ -19,6 +19,7 @@ fn restore_set(dev: Box<dyn ReadDevice>, position: u32) {
         position,
         threads: 1,
         buffer_count: 0,
+        ..Default::default()
     };
     let mut out = bak_fuzz::Sink::default();
     if let Ok(s) = restore(devs, &opts, &mut out, "sink", &|_| {}, &Stop::new()) {

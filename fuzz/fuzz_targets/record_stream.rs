@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let at = bak_fuzz::at();
     let mut r = RecordReader::new(bak_fuzz::ShortReader::new(stream, pattern), 0, at.clone());
     let mut max_transfer = MAX_TRANSFER;
+    let mut sealed = false;
     while let Ok(Some(rec)) = r.next_record() {
         assert_eq!(
             rec.offset + (RECORD_PREFIX_LEN + rec.body.len()) as u64,
@@ -33,9 +34,16 @@ fuzz_target!(|data: &[u8]| {
                 }
                 Err(_) => false,
             },
-            RecordType::LeadingConfig => LeadingConfig::parse_body(b, &at).is_ok(),
+            RecordType::LeadingConfig => match LeadingConfig::parse_body(b, &at) {
+                Ok(l) => {
+                    sealed = l.encryption != 0;
+                    true
+                }
+                Err(_) => false,
+            },
+            RecordType::KeyRecord => KeyRecord::parse_body(b, &at).is_ok(),
             RecordType::BlockHeader => match BlockHeader::parse_body(b, &at) {
-                Ok(h) if h.check_lengths(max_transfer, &at).is_ok() => {
+                Ok(h) if h.check_lengths(max_transfer, sealed, &at).is_ok() => {
                     r.skip(u64::from(h.stored_len), "block payload").is_ok()
                 }
                 _ => false,

@@ -58,6 +58,7 @@ fn read_back(devs: Vec<Box<dyn ReadDevice>>, position: u32, how: &str) -> Vec<u8
         position,
         threads: 2,
         buffer_count: 0,
+        ..Default::default()
     };
     let mut out = Vec::new();
     restore(devs, &opts, &mut out, "out", &|_| {}, &Stop::new())

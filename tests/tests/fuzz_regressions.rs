@@ -189,6 +189,7 @@ fn restore(dev: &Path) -> bak_core::Result<Vec<u8>> {
         position: 1,
         threads: 1,
         buffer_count: 0,
+        ..Default::default()
     };
     let mut out = Vec::new();
     restore_set(d, &opts, &mut out, "out", &|_| {}, &Stop::new())?;
@@ -278,7 +279,9 @@ fn block_header_claiming_4_gib_is_refused_without_allocating() {
     });
     assert!(r.is_err());
     // The same header alone.
-    let r = within("check_lengths", MIB, || h.check_lengths(MIN_TRANSFER, &at));
+    let r = within("check_lengths", MIB, || {
+        h.check_lengths(MIN_TRANSFER, false, &at)
+    });
     assert!(r.is_err());
 }
 

@@ -11,6 +11,7 @@ mod mtf_support;
 // bak media through the tools.
 mod appends_and_init;
 mod concatenated_media;
+mod encrypted_sets;
 mod errors_and_exit_codes;
 mod fault_injection;
 mod flags_as_documented;

@@ -355,6 +355,16 @@ pub fn regions(path: &Path) -> Vec<(&'static str, u64, u64)> {
             as u64
             + 8;
         v.push(("leading config", lc, lc + lc_len));
+        // An encrypted set's key records follow the leading config.
+        let mut kr = lc + lc_len;
+        while bytes.get(kr as usize + 8..kr as usize + 12) == Some(&b"BKKR"[..]) {
+            let len =
+                u32::from_le_bytes(bytes[kr as usize + 4..kr as usize + 8].try_into().unwrap())
+                    as u64
+                    + 8;
+            v.push(("key record", kr, kr + len));
+            kr += len;
+        }
         v.push(("trailing config", e.trailing_offset, e.mbc_offset));
         v.push(("MBC", e.mbc_offset, e.self_offset));
         v.push(("end-of-set", e.self_offset, e.self_offset + 120));

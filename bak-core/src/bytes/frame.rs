@@ -18,7 +18,7 @@ pub const RECORD_PREFIX_LEN: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN;
 /// The format major version this build writes and reads.
 pub const FORMAT_MAJOR: u8 = 1;
 /// The format minor version this build writes (readers accept any minor of their major).
-pub const FORMAT_MINOR: u8 = 0;
+pub const FORMAT_MINOR: u8 = 1;
 
 /// Largest record body this build accepts (block index of 2^22 blocks of 40 bytes, plus room).
 /// Bodies are also bounded by the bytes that remain on the device.
@@ -54,6 +54,8 @@ pub enum RecordType {
     Mbc,
     /// End of set: back pointers.
     EndOfSet,
+    /// Key record of an encrypted set: its data key, wrapped (format 1.1).
+    KeyRecord,
 }
 
 impl RecordType {
@@ -68,6 +70,7 @@ impl RecordType {
             RecordType::TrailingConfig => b"BKTC",
             RecordType::Mbc => b"BKMC",
             RecordType::EndOfSet => b"BKES",
+            RecordType::KeyRecord => b"BKKR",
         }
     }
 
@@ -82,6 +85,7 @@ impl RecordType {
             b"BKTC" => RecordType::TrailingConfig,
             b"BKMC" => RecordType::Mbc,
             b"BKES" => RecordType::EndOfSet,
+            b"BKKR" => RecordType::KeyRecord,
             _ => return None,
         })
     }
@@ -97,6 +101,7 @@ impl RecordType {
             RecordType::TrailingConfig => "trailing config",
             RecordType::Mbc => "MBC",
             RecordType::EndOfSet => "end-of-set record",
+            RecordType::KeyRecord => "key record",
         }
     }
 }

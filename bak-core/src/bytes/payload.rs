@@ -38,6 +38,40 @@ pub fn max_stored_len(original: u32) -> u64 {
     raw_frame_len(original)
 }
 
+/// Magic of the zstd skippable frame a sealed payload rides in (nibble 0xC of the range, so it
+/// is never taken for a bak record).
+pub const SEALED_MAGIC: u32 = 0x184D_2A5C;
+/// Bytes of the skippable frame header before a sealed payload's ciphertext.
+pub const SEALED_HEADER_LEN: usize = 8;
+/// Bytes a sealed payload adds to its plaintext: the frame header and the AEAD tag.
+pub const SEALED_OVERHEAD: u32 = SEALED_HEADER_LEN as u32 + 16;
+
+/// The frame header of a sealed payload whose stored length is `stored`.
+pub fn sealed_frame_header(stored: u32) -> [u8; SEALED_HEADER_LEN] {
+    let mut h = [0u8; SEALED_HEADER_LEN];
+    h[..4].copy_from_slice(&SEALED_MAGIC.to_le_bytes());
+    h[4..].copy_from_slice(&(stored - SEALED_HEADER_LEN as u32).to_le_bytes());
+    h
+}
+
+/// Check that a sealed payload starts with the frame header bak writes for it.
+pub fn check_sealed_frame(payload: &[u8], at: &Location) -> Result<()> {
+    let ok = payload.len() >= SEALED_OVERHEAD as usize
+        && payload.get(..SEALED_HEADER_LEN) == Some(&sealed_frame_header(payload.len() as u32)[..]);
+    if !ok {
+        return Err(Error::corrupt(
+            at.clone(),
+            "sealed payload frame header is not what bak writes",
+        ));
+    }
+    Ok(())
+}
+
+/// The buffer a stored payload of at most `max_transfer` original bytes needs, sealed or not.
+pub fn payload_capacity(max_transfer: u32) -> usize {
+    (raw_frame_len(max_transfer) as usize).max((max_transfer + SEALED_OVERHEAD) as usize)
+}
+
 /// The header of a raw frame: magic, descriptor (single segment, 4-byte content size), size.
 pub fn raw_frame_header(original: u32) -> [u8; RAW_FRAME_HEADER_LEN] {
     let mut h = [0u8; RAW_FRAME_HEADER_LEN];

@@ -221,6 +221,9 @@ impl std::fmt::Display for Codec {
 
 /// Digest algorithm id 1: XXH3-128 over the XXH3-64 of each block (docs/FORMAT.md).
 pub const DIGEST_XXH3_TREE: u8 = 1;
+/// Digest algorithm id 2: keyed, HMAC-SHA256 under the set's hash key over its keyed block
+/// hashes (encrypted sets, docs/FORMAT.md "Encryption").
+pub const DIGEST_KEYED: u8 = 2;
 /// Block checksum algorithm id 1: CRC32 (IEEE) of the stored payload.
 pub const CHECKSUM_CRC32: u8 = 1;
 
@@ -349,8 +352,10 @@ pub struct LeadingConfig {
     pub family_count: u16,
     /// Parity families (0; room for Reed-Solomon).
     pub parity_count: u16,
-    /// Encryption algorithm (0 = none; room for authenticated encryption).
+    /// Encryption algorithm: 0 none, 1 AES-256-GCM, 2 ChaCha20-Poly1305.
     pub encryption: u16,
+    /// Key records that follow the leading config (0 for a set without encryption).
+    pub key_records: u16,
     /// Size of the input when known in advance, else `u64::MAX`.
     pub expected_size: u64,
     /// Family GUIDs, in family order.
@@ -371,7 +376,7 @@ impl LeadingConfig {
             .u16(self.family_count)
             .u16(self.parity_count)
             .u16(self.encryption)
-            .u16(0)
+            .u16(self.key_records)
             .u64(self.expected_size);
         for f in &self.family_ids {
             p.bytes(f);
@@ -393,7 +398,7 @@ impl LeadingConfig {
         let family_count = g.u16()?;
         let parity_count = g.u16()?;
         let encryption = g.u16()?;
-        g.skip(2)?;
+        let key_records = g.u16()?;
         let expected_size = g.u64()?;
         if g.rest() != family_count as usize * 16 {
             return Err(Error::mismatch(
@@ -407,7 +412,9 @@ impl LeadingConfig {
         for _ in 0..family_count {
             family_ids.push(g.arr()?);
         }
-        if digest_algorithm != DIGEST_XXH3_TREE || checksum_algorithm != CHECKSUM_CRC32 {
+        if !matches!(digest_algorithm, DIGEST_XXH3_TREE | DIGEST_KEYED)
+            || checksum_algorithm != CHECKSUM_CRC32
+        {
             return Err(Error::Unsupported {
                 device: at.device.clone(),
                 what: format!(
@@ -416,12 +423,31 @@ impl LeadingConfig {
                 ),
             });
         }
-        if encryption != 0 || parity_count != 0 {
+        if encryption > ENCRYPTION_MAX {
             return Err(Error::Unsupported {
                 device: at.device.clone(),
-                what: "the set uses encryption or parity families, which this build cannot read"
-                    .into(),
+                what: format!("encryption algorithm {encryption} is not known to this build"),
             });
+        }
+        if parity_count != 0 {
+            return Err(Error::Unsupported {
+                device: at.device.clone(),
+                what: "the set uses parity families, which this build cannot read".into(),
+            });
+        }
+        // An encrypted set has keyed hashes and key records; a plain one neither.
+        let encrypted = encryption != 0;
+        if encrypted != (digest_algorithm == DIGEST_KEYED) || encrypted != (key_records != 0) {
+            return Err(Error::mismatch(
+                at.clone(),
+                "leading config's encryption, digest and key records disagree",
+                if encrypted {
+                    "keyed digest (2) and at least one key record"
+                } else {
+                    "digest 1 and no key record"
+                },
+                format!("digest {digest_algorithm}, {key_records} key records"),
+            ));
         }
         Ok(LeadingConfig {
             set_id,
@@ -432,11 +458,15 @@ impl LeadingConfig {
             family_count,
             parity_count,
             encryption,
+            key_records,
             expected_size,
             family_ids,
         })
     }
 }
+
+/// The highest encryption algorithm id this build knows (2, ChaCha20-Poly1305).
+pub const ENCRYPTION_MAX: u16 = 2;
 
 /// Bytes of a block header frame (frame header, record header, fixed body).
 pub const BLOCK_HEADER_FRAME_LEN: usize = RECORD_PREFIX_LEN + BLOCK_HEADER_BODY_LEN;
@@ -463,6 +493,8 @@ pub struct BlockHeader {
     pub family: u16,
     /// How the payload is stored.
     pub codec: BlockCodec,
+    /// Flags: bit 0 (encrypted sets) the set's last block; other bits reserved.
+    pub flags: u8,
     /// Bytes of the stored payload.
     pub stored_len: u32,
     /// Bytes of the original data.
@@ -486,7 +518,7 @@ impl BlockHeader {
                 BlockCodec::Raw => 0,
                 BlockCodec::Zstd => 1,
             })
-            .u8(0)
+            .u8(self.flags)
             .u32(self.stored_len)
             .u32(self.original_len)
             .u32(self.payload_crc)
@@ -514,12 +546,13 @@ impl BlockHeader {
                 ))
             }
         };
-        g.skip(1)?;
+        let flags = g.u8()?;
         Ok(BlockHeader {
             set_id,
             seq,
             family,
             codec,
+            flags,
             stored_len: g.u32()?,
             original_len: g.u32()?,
             payload_crc: g.u32()?,
@@ -531,8 +564,14 @@ impl BlockHeader {
         })
     }
 
+    /// True when the header marks the set's last block (encrypted sets).
+    pub fn is_last(&self) -> bool {
+        self.flags & BLOCK_FLAG_LAST != 0
+    }
+
     /// Check the lengths against the set's max transfer size, before anything is allocated.
-    pub fn check_lengths(&self, max_transfer: u32, at: &Location) -> Result<()> {
+    /// A sealed payload (`sealed`, an encrypted set) is its plaintext and 24 bytes.
+    pub fn check_lengths(&self, max_transfer: u32, sealed: bool, at: &Location) -> Result<()> {
         if self.original_len == 0 || self.original_len > max_transfer {
             return Err(Error::mismatch(
                 at.clone(),
@@ -541,10 +580,21 @@ impl BlockHeader {
                 self.original_len,
             ));
         }
-        let limit = max_stored_len(self.original_len);
-        let ok = match self.codec {
-            BlockCodec::Raw => self.stored_len as u64 == raw_frame_len(self.original_len),
-            BlockCodec::Zstd => self.stored_len as u64 <= limit && self.stored_len >= 9,
+        let (limit, ok) = if sealed {
+            let raw = self.original_len as u64 + SEALED_OVERHEAD as u64;
+            let s = self.stored_len as u64;
+            match self.codec {
+                BlockCodec::Raw => (raw, s == raw),
+                // Compressed is kept only when smaller than the original bytes.
+                BlockCodec::Zstd => (raw - 1, s < raw && s >= SEALED_OVERHEAD as u64 + 9),
+            }
+        } else {
+            let limit = max_stored_len(self.original_len);
+            let ok = match self.codec {
+                BlockCodec::Raw => self.stored_len as u64 == raw_frame_len(self.original_len),
+                BlockCodec::Zstd => self.stored_len as u64 <= limit && self.stored_len >= 9,
+            };
+            (limit, ok)
         };
         if !ok {
             return Err(Error::mismatch(
@@ -557,6 +607,9 @@ impl BlockHeader {
         Ok(())
     }
 }
+
+/// Block header flag bit 0: the set's last block (encrypted sets; part of the AEAD nonce).
+pub const BLOCK_FLAG_LAST: u8 = 1;
 
 /// The trailing configuration: totals and digest, written after the data of each family.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -587,11 +640,25 @@ pub struct TrailingConfig {
     pub digest_algorithm: u8,
     /// The end-to-end digest of the original bytes.
     pub digest: [u8; 16],
+    /// Encrypted sets: HMAC-SHA256 of the body before it under the set's metadata key.
+    pub mac: Option<[u8; 32]>,
 }
+
+/// Bytes of a trailing config body before its MAC.
+pub const TRAILING_BODY_LEN: usize = 112;
 
 impl TrailingConfig {
     /// The whole record.
     pub fn encode(&self) -> Vec<u8> {
+        let mut b = self.signed_body();
+        if let Some(m) = &self.mac {
+            b.extend_from_slice(m);
+        }
+        encode_record(RecordType::TrailingConfig, &b, None)
+    }
+
+    /// The body bytes a MAC covers: all but the MAC.
+    pub fn signed_body(&self) -> Vec<u8> {
         let mut p = Put::default();
         p.bytes(&self.set_id)
             .u32(self.position)
@@ -607,7 +674,7 @@ impl TrailingConfig {
             .u8(self.digest_algorithm)
             .zeros(15)
             .bytes(&self.digest);
-        encode_record(RecordType::TrailingConfig, &p.0, None)
+        p.0
     }
 
     /// Parse a checked body.
@@ -631,8 +698,192 @@ impl TrailingConfig {
                 d
             },
             digest: g.arr()?,
+            mac: None,
+        };
+        // Format 1.0 readers stop after the digest; 1.1 adds the MAC of an encrypted set.
+        let t = match g.rest() {
+            0 => t,
+            32 => TrailingConfig {
+                mac: Some(g.arr()?),
+                ..t
+            },
+            n => {
+                return Err(Error::mismatch(
+                    at.clone(),
+                    "trailing config has the wrong length",
+                    "112 bytes, or 144 with a MAC",
+                    TRAILING_BODY_LEN + n,
+                ))
+            }
         };
         Ok(t)
+    }
+}
+
+/// What a key record wraps the data key for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// X25519 recipients (age's native keys), 1.
+    X25519,
+    /// A passphrase (age's scrypt), 2.
+    Passphrase,
+}
+
+impl KeyKind {
+    fn code(self) -> u8 {
+        match self {
+            KeyKind::X25519 => 1,
+            KeyKind::Passphrase => 2,
+        }
+    }
+
+    /// The word in the record's label line: `x25519` or `scrypt`.
+    pub fn word(self) -> &'static str {
+        match self {
+            KeyKind::X25519 => "x25519",
+            KeyKind::Passphrase => "scrypt",
+        }
+    }
+}
+
+/// The line before a key record's age file (docs/FORMAT.md, "Key record"), so that text tools
+/// find it in a family file: `bak key record GUID x25519|scrypt`.
+pub fn key_label_line(set_id: &Guid, kind: KeyKind) -> String {
+    format!("bak key record {} {}", guid_string(set_id), kind.word())
+}
+
+/// Bytes of a key record's MAC.
+pub const KEY_MAC_LEN: usize = 32;
+/// The first line of age's ASCII armor.
+pub const AGE_ARMOR_BEGIN: &str = "-----BEGIN AGE ENCRYPTED FILE-----";
+/// The last line of age's ASCII armor.
+pub const AGE_ARMOR_END: &str = "-----END AGE ENCRYPTED FILE-----";
+
+/// A key record of an encrypted set: the set's data key wrapped in one age file (format 1.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    /// GUID of the backup set.
+    pub set_id: Guid,
+    /// Which record of the set this is, from 0.
+    pub index: u16,
+    /// How many key records the set has.
+    pub count: u16,
+    /// What the data key is wrapped for.
+    pub kind: KeyKind,
+    /// X25519: the recipients' fingerprints (first 8 bytes of the SHA-256 of `age1...`).
+    pub fingerprints: Vec<[u8; 8]>,
+    /// A newline, the label line, a newline, and the age file in age's ASCII armor.
+    pub text: String,
+    /// HMAC-SHA256 under the set's metadata key (docs/FORMAT.md).
+    pub mac: [u8; KEY_MAC_LEN],
+}
+
+impl KeyRecord {
+    /// The text of a record: label line and armored age file.
+    pub fn text_of(set_id: &Guid, kind: KeyKind, armored: &str) -> String {
+        format!("\n{}\n{armored}", key_label_line(set_id, kind))
+    }
+
+    /// The age file (armored) inside the text.
+    pub fn age_file(&self) -> &str {
+        self.text
+            .find(AGE_ARMOR_BEGIN)
+            .map_or("", |i| &self.text[i..])
+    }
+
+    /// The body bytes its MAC covers: all but the MAC.
+    pub fn signed_body(&self) -> Vec<u8> {
+        let mut p = Put::default();
+        p.bytes(&self.set_id)
+            .u16(self.index)
+            .u16(self.count)
+            .u8(self.kind.code())
+            .u8(0)
+            .u16(self.fingerprints.len() as u16)
+            .u32(self.text.len() as u32);
+        for f in &self.fingerprints {
+            p.bytes(f);
+        }
+        p.bytes(self.text.as_bytes());
+        p.0
+    }
+
+    /// The whole record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = self.signed_body();
+        b.extend_from_slice(&self.mac);
+        encode_record(RecordType::KeyRecord, &b, None)
+    }
+
+    /// Parse a checked body.
+    pub fn parse_body(b: &[u8], at: &Location) -> Result<Self> {
+        let mut g = Get::new(b, at, "key record");
+        let set_id = g.arr()?;
+        let index = g.u16()?;
+        let count = g.u16()?;
+        let kind = match g.u8()? {
+            1 => KeyKind::X25519,
+            2 => KeyKind::Passphrase,
+            x => {
+                return Err(Error::Unsupported {
+                    device: at.device.clone(),
+                    what: format!("key record kind {x} is not known to this build"),
+                })
+            }
+        };
+        let reserved = g.u8()?;
+        let nf = g.u16()? as usize;
+        let text_len = g.u32()? as usize;
+        let need = nf
+            .checked_mul(8)
+            .and_then(|n| n.checked_add(text_len))
+            .and_then(|n| n.checked_add(KEY_MAC_LEN));
+        if need != Some(g.rest()) {
+            return Err(Error::mismatch(
+                at.clone(),
+                "key record fields disagree with its length",
+                format!("{} bytes after its header", g.rest()),
+                format!("{nf} fingerprints and {text_len} bytes of text"),
+            ));
+        }
+        let mut fingerprints = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            fingerprints.push(g.arr()?);
+        }
+        let text = String::from_utf8(g.take(text_len)?.to_vec())
+            .map_err(|_| Error::corrupt(at.clone(), "key record text is not UTF-8"))?;
+        let r = KeyRecord {
+            set_id,
+            index,
+            count,
+            kind,
+            fingerprints,
+            text,
+            mac: g.arr()?,
+        };
+        let head = format!("\n{}\n{AGE_ARMOR_BEGIN}\n", key_label_line(&set_id, kind));
+        let fits_kind = match kind {
+            KeyKind::X25519 => nf >= 1,
+            KeyKind::Passphrase => nf == 0,
+        };
+        if !r.text.starts_with(&head) || !r.text.ends_with(&format!("\n{AGE_ARMOR_END}\n")) {
+            return Err(Error::corrupt(
+                at.clone(),
+                "key record text is not a label line and an armored age file",
+            ));
+        }
+        if !fits_kind || count == 0 || index >= count || reserved != 0 {
+            return Err(Error::mismatch(
+                at.clone(),
+                "key record fields out of range",
+                "index below count, fingerprints for X25519 only, reserved byte 0",
+                format!(
+                    "record {index} of {count}, {} with {nf} fingerprints",
+                    kind.word()
+                ),
+            ));
+        }
+        Ok(r)
     }
 }
 
@@ -878,7 +1129,9 @@ mod tests {
         let crc = crc32fast::hash(&b[FRAME_HEADER_LEN..FRAME_HEADER_LEN + 20]);
         b[FRAME_HEADER_LEN + 20..FRAME_HEADER_LEN + 24].copy_from_slice(&crc.to_le_bytes());
         match parse_frame(&b, RecordType::MediaHeader, &at()) {
-            Err(Error::UnsupportedVersion { found, .. }) => assert_eq!(found, "7.0"),
+            Err(Error::UnsupportedVersion { found, .. }) => {
+                assert_eq!(found, format!("7.{FORMAT_MINOR}"))
+            }
             other => panic!("expected UnsupportedVersion, got {other:?}"),
         }
     }
@@ -948,23 +1201,37 @@ mod tests {
             seq: 0,
             family: 1,
             codec: BlockCodec::Zstd,
+            flags: 0,
             stored_len: u32::MAX,
             original_len: 1 << 20,
             payload_crc: 0,
             position: 1,
             original_hash: 0,
         };
-        assert!(h.check_lengths(1 << 20, &at()).is_err());
+        assert!(h.check_lengths(1 << 20, false, &at()).is_err());
         h.stored_len = 1000;
-        assert!(h.check_lengths(1 << 20, &at()).is_ok());
+        assert!(h.check_lengths(1 << 20, false, &at()).is_ok());
         h.original_len = (1 << 20) + 1;
-        assert!(h.check_lengths(1 << 20, &at()).is_err());
+        assert!(h.check_lengths(1 << 20, false, &at()).is_err());
         h.codec = BlockCodec::Raw;
         h.original_len = 10;
         h.stored_len = 22;
-        assert!(h.check_lengths(1 << 20, &at()).is_ok());
+        assert!(h.check_lengths(1 << 20, false, &at()).is_ok());
         h.stored_len = 23;
-        assert!(h.check_lengths(1 << 20, &at()).is_err());
+        assert!(h.check_lengths(1 << 20, false, &at()).is_err());
+        // Sealed: the plaintext and 24 bytes; compressed only when smaller than the original.
+        h.original_len = 100;
+        h.stored_len = 124;
+        assert!(h.check_lengths(1 << 20, true, &at()).is_ok());
+        h.stored_len = 125;
+        assert!(h.check_lengths(1 << 20, true, &at()).is_err());
+        h.codec = BlockCodec::Zstd;
+        h.stored_len = 124;
+        assert!(h.check_lengths(1 << 20, true, &at()).is_err());
+        h.stored_len = 123;
+        assert!(h.check_lengths(1 << 20, true, &at()).is_ok());
+        h.stored_len = 32;
+        assert!(h.check_lengths(1 << 20, true, &at()).is_err());
     }
 
     #[test]
@@ -1025,7 +1292,7 @@ mod tests {
             let c = LeadingConfig {
                 set_id, codec: Codec::Zstd(level), digest_algorithm: DIGEST_XXH3_TREE,
                 checksum_algorithm: CHECKSUM_CRC32, max_transfer: MAX_TRANSFER,
-                family_count: fams.len() as u16, parity_count: 0, encryption: 0,
+                family_count: fams.len() as u16, parity_count: 0, encryption: 0, key_records: 0,
                 expected_size: size, family_ids: fams,
             };
             let b = c.encode();
@@ -1038,7 +1305,7 @@ mod tests {
                                     z in any::<bool>(), s in any::<u32>(), o in any::<u32>(),
                                     crc in any::<u32>(), pos in any::<u32>(), hash in any::<u64>()) {
             let h = BlockHeader {
-                set_id, seq, family: fam, codec: if z { BlockCodec::Zstd } else { BlockCodec::Raw },
+                set_id, seq, family: fam, codec: if z { BlockCodec::Zstd } else { BlockCodec::Raw }, flags: fam as u8,
                 stored_len: s, original_len: o, payload_crc: crc, position: pos, original_hash: hash,
             };
             let b = h.encode();
@@ -1048,12 +1315,13 @@ mod tests {
         }
 
         #[test]
-        fn trailing_config_round_trips(v in any::<[u64; 6]>(), d in any::<[u8; 16]>(), t in any::<i64>()) {
+        fn trailing_config_round_trips(v in any::<[u64; 6]>(), d in any::<[u8; 16]>(), t in any::<i64>(),
+                                       mac in proptest::option::of(any::<[u8; 32]>())) {
             let c = TrailingConfig {
                 set_id: [9; 16], position: 3, family_number: 2, family_count: 4, finish_us: t,
                 total_original: v[0], total_stored: v[1], total_blocks: v[2],
                 family_original: v[3], family_stored: v[4], family_blocks: v[5],
-                digest_algorithm: DIGEST_XXH3_TREE, digest: d,
+                digest_algorithm: DIGEST_XXH3_TREE, digest: d, mac,
             };
             let b = c.encode();
             let (_, body) = parse_frame(&b, RecordType::TrailingConfig, &at()).unwrap();
@@ -1078,7 +1346,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
             for t in [RecordType::MediaHeader, RecordType::SetHeader, RecordType::LeadingConfig,
                       RecordType::BlockHeader, RecordType::TrailingConfig, RecordType::Mbc,
-                      RecordType::EndOfSet, RecordType::SetMap] {
+                      RecordType::EndOfSet, RecordType::SetMap, RecordType::KeyRecord] {
                 let _ = parse_frame(&b, t, &at());
             }
             let _ = MediaHeader::parse_body(&b, &at());
@@ -1089,6 +1357,24 @@ mod tests {
             let _ = Mbc::parse_body(&b, &at());
             let _ = EndOfSet::parse_body(&b, &at());
             let _ = SetMapSlot::parse_body(&b, &at());
+            let _ = KeyRecord::parse_body(&b, &at());
+        }
+
+        #[test]
+        fn key_record_round_trips(set_id in guid(), fps in proptest::collection::vec(any::<[u8; 8]>(), 1..5),
+                                  body in "[A-Za-z0-9+/]{1,200}", mac in any::<[u8; 32]>(), two in any::<bool>()) {
+            let armored = format!("{AGE_ARMOR_BEGIN}\n{body}\n{AGE_ARMOR_END}\n");
+            let kind = if two { KeyKind::Passphrase } else { KeyKind::X25519 };
+            let r = KeyRecord {
+                set_id, index: 0, count: 1 + two as u16, kind,
+                fingerprints: if two { Vec::new() } else { fps },
+                text: KeyRecord::text_of(&set_id, kind, &armored), mac,
+            };
+            let b = r.encode();
+            let (_, body) = parse_frame(&b, RecordType::KeyRecord, &at()).unwrap();
+            let back = KeyRecord::parse_body(body, &at()).unwrap();
+            prop_assert_eq!(back.age_file(), armored.as_str());
+            prop_assert_eq!(back, r);
         }
     }
 }

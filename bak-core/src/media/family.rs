@@ -78,6 +78,28 @@ pub(crate) fn read_record_at(
     Ok(body)
 }
 
+/// The leading config and key records of the set whose header is at `offset`: they follow
+/// the set header directly.
+pub(crate) fn read_leading(
+    file: &dyn RandomRead,
+    offset: u64,
+    at: &Location,
+) -> Result<(LeadingConfig, Vec<KeyRecord>)> {
+    let file_len = file.len().map_err(|e| Error::io(&at.device, "stat", e))?;
+    let sh = read_record_at(file, offset, file_len, RecordType::SetHeader, at)?;
+    let mut off = offset + (RECORD_PREFIX_LEN + sh.len()) as u64;
+    let lc = read_record_at(file, off, file_len, RecordType::LeadingConfig, at)?;
+    let leading = LeadingConfig::parse_body(&lc, &at.clone().at(off))?;
+    off += (RECORD_PREFIX_LEN + lc.len()) as u64;
+    let mut keys = Vec::new();
+    for _ in 0..leading.key_records {
+        let kr = read_record_at(file, off, file_len, RecordType::KeyRecord, at)?;
+        keys.push(KeyRecord::parse_body(&kr, &at.clone().at(off))?);
+        off += (RECORD_PREFIX_LEN + kr.len()) as u64;
+    }
+    Ok((leading, keys))
+}
+
 /// Where each record of one complete set lies in one family, and what they say.
 #[derive(Debug, Clone)]
 pub struct SetOnFamily {

@@ -29,6 +29,8 @@ pub(crate) enum Event {
     Header(SetHeader),
     /// The leading config.
     Leading(LeadingConfig),
+    /// A key record (encrypted sets: as many as the leading config says, after it).
+    Key(KeyRecord),
     /// A block header at `at`; its stored payload (`stored_len` bytes) follows, and the caller
     /// reads or skips it before asking for the next event.
     Block(BlockHeader, Location),
@@ -44,6 +46,7 @@ pub(crate) enum Event {
 enum State {
     Header,
     Leading,
+    Keys,
     Blocks,
     Mbc,
     End,
@@ -78,6 +81,18 @@ pub(crate) struct SetParser {
     trailing_offset: u64,
     mbc_offset: u64,
     trailing: Option<TrailingConfig>,
+    /// The leading config's encryption algorithm (0: none) and key record count.
+    encryption: u16,
+    key_records: u16,
+    keys_seen: u16,
+    /// Bodies of the set header and leading config, which an encrypted set's key records
+    /// authenticate.
+    header_body: Vec<u8>,
+    leading_body: Vec<u8>,
+    /// The body of the record of the last event.
+    body: Vec<u8>,
+    /// Blocks on this family marked as the set's last.
+    marked_last: Vec<u64>,
     /// Problems found that left the framing intact, in the order found.
     pub problems: Vec<Error>,
 }
@@ -111,8 +126,26 @@ impl SetParser {
             trailing_offset: 0,
             mbc_offset: 0,
             trailing: None,
+            encryption: 0,
+            key_records: 0,
+            keys_seen: 0,
+            header_body: Vec::new(),
+            leading_body: Vec::new(),
+            body: Vec::new(),
+            marked_last: Vec::new(),
             problems: Vec::new(),
         }
+    }
+
+    /// The bodies of the set header and the leading config, as read.
+    pub fn leading_bodies(&self) -> (&[u8], &[u8]) {
+        (&self.header_body, &self.leading_body)
+    }
+
+    /// The body of the record the last event came from, as read (a trailing config's MAC is
+    /// over its bytes).
+    pub fn body(&self) -> &[u8] {
+        &self.body
     }
 
     /// The location of this set (device, family, set) for messages.
@@ -191,6 +224,8 @@ impl SetParser {
         let expect = |want: &str, got: RecordType| {
             Error::mismatch(here.clone(), "unexpected record", want, got.name())
         };
+        self.body.clear();
+        self.body.extend_from_slice(&rec.body);
         match (self.state, rec.kind) {
             (State::Header, RecordType::SetHeader) => {
                 let h = SetHeader::parse_body(&rec.body, &here)?;
@@ -210,6 +245,7 @@ impl SetParser {
                 self.start = off;
                 self.set_id = h.set_id;
                 self.mts = h.max_transfer;
+                self.header_body = rec.body.clone();
                 self.header = Some(h.clone());
                 self.state = State::Leading;
                 Ok(Some(Event::Header(h)))
@@ -233,15 +269,46 @@ impl SetParser {
                         "leading config disagrees with the set header",
                     ));
                 }
-                self.state = State::Blocks;
+                self.encryption = l.encryption;
+                self.key_records = l.key_records;
+                self.leading_body = rec.body.clone();
+                self.state = if l.key_records > 0 {
+                    State::Keys
+                } else {
+                    State::Blocks
+                };
                 Ok(Some(Event::Leading(l)))
             }
             (State::Leading, k) => Err(expect("leading config", k)),
+            (State::Keys, RecordType::KeyRecord) => {
+                let k = KeyRecord::parse_body(&rec.body, &here)?;
+                if k.set_id != self.set_id
+                    || k.index != self.keys_seen
+                    || k.count != self.key_records
+                {
+                    self.problems.push(Error::mismatch(
+                        here.clone(),
+                        "key record does not fit its place",
+                        format!(
+                            "key record {} of {} of this set",
+                            self.keys_seen + 1,
+                            self.key_records
+                        ),
+                        format!("key record {} of {}", k.index + 1, k.count),
+                    ));
+                }
+                self.keys_seen += 1;
+                if self.keys_seen == self.key_records {
+                    self.state = State::Blocks;
+                }
+                Ok(Some(Event::Key(k)))
+            }
+            (State::Keys, k) => Err(expect("key record", k)),
             (State::Blocks, RecordType::BlockHeader) => {
                 let h = BlockHeader::parse_body(&rec.body, &here)?;
                 let bat = here.clone().block(h.seq);
                 // The payload length cannot be trusted past this: the framing is lost.
-                h.check_lengths(self.mts, &bat)?;
+                h.check_lengths(self.mts, self.encryption != 0, &bat)?;
                 if h.set_id != self.set_id
                     || Some(h.position) != self.position
                     || h.family != self.family
@@ -258,6 +325,9 @@ impl SetParser {
                         format!("more than {l}"),
                         h.seq,
                     ));
+                }
+                if self.encryption != 0 && h.is_last() {
+                    self.marked_last.push(h.seq);
                 }
                 self.last_seq = Some(h.seq);
                 self.original += h.original_len as u64;
@@ -295,6 +365,19 @@ impl SetParser {
                         format!("{} blocks, {} bytes", t.family_blocks, t.family_original),
                         format!("{n} blocks, {} bytes", self.original),
                     ));
+                }
+                if (self.encryption != 0) != t.mac.is_some() {
+                    self.problems.push(Error::corrupt(
+                        here.clone(),
+                        if t.mac.is_some() {
+                            "trailing config carries a MAC, but the set is not encrypted"
+                        } else {
+                            "trailing config of an encrypted set has no MAC"
+                        },
+                    ));
+                }
+                if self.encryption != 0 {
+                    self.check_last_block(&t, &here);
                 }
                 self.trailing_offset = off;
                 self.trailing = Some(t.clone());
@@ -364,6 +447,32 @@ impl SetParser {
             }
             (State::End, k) => Err(expect("end-of-set record", k)),
             (State::Done, k) => Err(expect("nothing more of this set", k)),
+        }
+    }
+
+    /// An encrypted set marks its last block, inside the block's nonce: a block so marked
+    /// must be the last of the set's count, and the last of the count, if on this family,
+    /// must be so marked. So blocks cut off the end, or added, are found.
+    fn check_last_block(&mut self, t: &TrailingConfig, at: &Location) {
+        let last = t.total_blocks.checked_sub(1);
+        for &seq in &self.marked_last {
+            if Some(seq) != last {
+                self.problems.push(Error::mismatch(
+                    at.clone().block(seq),
+                    "block is marked as the set's last, but is not",
+                    format!("{} blocks", t.total_blocks),
+                    format!("block {seq} marked last"),
+                ));
+            }
+        }
+        if let Some(l) = last {
+            if self.entries.iter().any(|e| e.seq == l) && !self.marked_last.contains(&l) {
+                self.problems.push(Error::corrupt(
+                    at.clone().block(l),
+                    "the set's last block is not marked last: blocks after it were cut off, or \
+                     the count was altered",
+                ));
+            }
         }
     }
 

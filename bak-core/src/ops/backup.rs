@@ -7,10 +7,13 @@
 
 use std::io::{IoSlice, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bytes::*;
-use crate::codec::{raw_pieces, Encoded, Encoder};
+use crate::codec::keys::{key_record_mac, trailing_mac, Encryption};
+use crate::codec::seal::{new_data_key, Cipher, SetKeys};
+use crate::codec::{raw_pieces, Encoded, Encoder, SetDigest};
 use crate::device::{check_distinct, open_write, write_all, WriteDevice};
 use crate::engine::{
     run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
@@ -55,6 +58,8 @@ pub struct BackupOptions {
     pub user: String,
     /// Host name for the set header.
     pub host: String,
+    /// Encrypt the set to these recipients and passphrase (`None`: no encryption).
+    pub encryption: Option<Encryption>,
 }
 
 impl BackupOptions {
@@ -90,6 +95,12 @@ impl BackupOptions {
             check_count("buffer count", self.buffer_count, 2, MAX_BUFFERS)?;
             check_pool("buffer count", self.buffer_count, u64::from(mts))?;
         }
+        if self.encryption.as_ref().is_some_and(|e| !e.is_set()) {
+            return Err(Error::refused(
+                Refusal::Usage,
+                "encryption asked for without a recipient or passphrase",
+            ));
+        }
         Ok(())
     }
 }
@@ -113,6 +124,7 @@ impl Default for BackupOptions {
             expected_size: None,
             user: current_user(),
             host: current_host(),
+            encryption: None,
         }
     }
 }
@@ -144,6 +156,8 @@ pub struct BackupSummary {
     pub digest: [u8; 16],
     /// True when new media headers were written.
     pub formatted: bool,
+    /// The cipher, when the set is encrypted.
+    pub cipher: Option<Cipher>,
 }
 
 /// The login name of the current user.
@@ -200,6 +214,7 @@ struct Ready {
 
 struct Job {
     seq: u64,
+    last: bool,
     buf: Vec<u8>,
 }
 
@@ -235,8 +250,19 @@ pub fn backup(
     if devices.is_empty() || devices.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
-    let (plans, position, formatted) = prepare(&devices, opts)?;
     let set_id = new_guid();
+    // The data key is wrapped before any device changes: a passphrase's scrypt takes a
+    // second, and nothing is cut for a backup that cannot start.
+    let sealing = match &opts.encryption {
+        Some(e) => {
+            let dk = new_data_key()?;
+            let keys = Arc::new(SetKeys::derive(e.cipher(), &dk, &set_id)?);
+            Some((keys, e.wrap(&dk)?))
+        }
+        None => None,
+    };
+    let keys = sealing.as_ref().map(|s| Arc::clone(&s.0));
+    let (plans, position, formatted) = prepare(&devices, opts)?;
     let media_set_id = plans[0].label.media_set_id;
     let n = devices.len();
     let mut family_ids = vec![[0u8; 16]; n];
@@ -246,12 +272,17 @@ pub fn backup(
     let leading = LeadingConfig {
         set_id,
         codec: opts.codec,
-        digest_algorithm: DIGEST_XXH3_TREE,
+        digest_algorithm: if keys.is_some() {
+            DIGEST_KEYED
+        } else {
+            DIGEST_XXH3_TREE
+        },
         checksum_algorithm: CHECKSUM_CRC32,
         max_transfer: mts,
         family_count: n as u16,
         parity_count: 0,
-        encryption: 0,
+        encryption: keys.as_ref().map_or(0, |k| k.cipher().id()),
+        key_records: sealing.as_ref().map_or(0, |s| s.1.len() as u16),
         expected_size: opts.expected_size.unwrap_or(u64::MAX),
         family_ids,
     }
@@ -282,7 +313,7 @@ pub fn backup(
         c => c,
     }
     .max(2);
-    let buf_size = raw_frame_len(mts) as usize;
+    let buf_size = payload_capacity(mts);
     let pool = Pool::new(buffers, buf_size, &op);
     let jobs: Queue<Job> = Queue::new(buffers, &op);
     let ready: Ordered<Ready> = Ordered::new(Placement::FirstFree, &op);
@@ -301,17 +332,19 @@ pub fn backup(
         sync: opts.sync,
         set_id,
         position,
+        keys: keys.as_deref(),
     };
 
     let results: Vec<Option<(u16, u64, u64)>> = std::thread::scope(|s| {
         let _guard = RaiseOnPanic(&op);
         for _ in 0..threads {
             let op = &op;
+            let keys = keys.clone();
             spawn_part(s, op, "compression", move || {
                 run_part(op, "compression", || {
-                    let mut enc = Encoder::new(opts.codec, buf_size)?;
-                    while let Some(Job { seq, buf }) = jobs.pop() {
-                        let (buf, e) = enc.encode(buf);
+                    let mut enc = Encoder::new(opts.codec, buf_size, keys.clone())?;
+                    while let Some(Job { seq, last, buf }) = jobs.pop() {
+                        let (buf, e) = enc.encode(seq, last, buf);
                         ready.put(seq, Ready { buf, e });
                     }
                     Ok(())
@@ -324,11 +357,16 @@ pub fn backup(
             .enumerate()
             .map(|(i, (d, p))| {
                 let header = set_header(p.label.family_number).encode();
+                let key_recs = match &sealing {
+                    Some((k, wrapped)) => key_records(k, wrapped, set_id, &header, leading),
+                    None => Vec::new(),
+                };
+                let head = [header, key_recs];
                 let cx = &cx;
                 spawn_part(s, cx.stop, "device writer", move || {
                     let mut out = None;
                     run_part(cx.stop, "device writer", || {
-                        out = Some(device_writer(i, d, p, header, cx)?);
+                        out = Some(device_writer(i, d, p, head, cx)?);
                         Ok(())
                     });
                     out
@@ -337,8 +375,16 @@ pub fn backup(
             .collect();
 
         // The reading thread: fill buffers, hand them to the workers.
-        let read_result = feed(input, input_name, mts, pool, jobs, ready, progress)
-            .and_then(|blocks| finish_set(blocks, n, set_id, position, totals, finish));
+        let read_result =
+            feed(input, input_name, mts, pool, jobs, ready, progress).and_then(|blocks| {
+                let end = SetEnd {
+                    n,
+                    set_id,
+                    position,
+                    keys: keys.as_deref(),
+                };
+                finish_set(blocks, &end, totals, finish)
+            });
         if let Err(e) = read_result {
             op.fail(e);
         }
@@ -369,7 +415,35 @@ pub fn backup(
         seconds: started.elapsed().as_secs_f64(),
         digest,
         formatted,
+        cipher: keys.as_ref().map(|k| k.cipher()),
     })
+}
+
+/// The key records of one family: each wrapping of the data key, with its MAC over this
+/// family's set header and the leading config (`header` and `leading` are whole records).
+fn key_records(
+    keys: &SetKeys,
+    wrapped: &[crate::codec::keys::Wrapped],
+    set_id: Guid,
+    header: &[u8],
+    leading: &[u8],
+) -> Vec<u8> {
+    let bodies = (&header[RECORD_PREFIX_LEN..], &leading[RECORD_PREFIX_LEN..]);
+    let mut out = Vec::new();
+    for (i, w) in wrapped.iter().enumerate() {
+        let mut r = KeyRecord {
+            set_id,
+            index: i as u16,
+            count: wrapped.len() as u16,
+            kind: w.kind,
+            fingerprints: w.fingerprints.clone(),
+            text: KeyRecord::text_of(&set_id, w.kind, &w.armored),
+            mac: [0; KEY_MAC_LEN],
+        };
+        r.mac = key_record_mac(keys, bodies, &r.signed_body());
+        out.extend(r.encode());
+    }
+    out
 }
 
 /// Check what the devices hold against what was asked, then (only then) make them ready:
@@ -417,7 +491,9 @@ fn prepare(
 }
 
 /// Fill pool buffers from the input and queue them for the workers. Returns the number of
-/// blocks, or stops early (with the count so far) when the stop is raised.
+/// blocks, or stops early (with the count so far) when the stop is raised. A full block is
+/// held until the next read says whether it was the last: an encrypted set marks its last
+/// block inside the seal.
 fn feed(
     input: &mut dyn Read,
     input_name: &str,
@@ -430,6 +506,16 @@ fn feed(
     let tx = jobs.sender();
     let mut seq = 0u64;
     let mut total = 0u64;
+    let mut held: Option<Vec<u8>> = None;
+    let push = |buf: Vec<u8>, last: bool, seq: &mut u64| -> bool {
+        let ok = tx.push(Job {
+            seq: *seq,
+            last,
+            buf,
+        });
+        *seq += 1;
+        ok
+    };
     loop {
         let Some(mut buf) = pool.get() else {
             return Ok(None);
@@ -443,27 +529,53 @@ fn feed(
         }
         buf.truncate(got);
         total += got as u64;
-        if !tx.push(Job { seq, buf }) {
+        if let Some(prev) = held.take() {
+            if !push(prev, false, &mut seq) {
+                return Ok(None);
+            }
+        }
+        progress(total);
+        if got < mts as usize {
+            // `fill` stops short only at the end of the input.
+            if !push(buf, true, &mut seq) {
+                return Ok(None);
+            }
+            break;
+        }
+        held = Some(buf);
+    }
+    if let Some(prev) = held.take() {
+        if !push(prev, true, &mut seq) {
             return Ok(None);
         }
-        seq += 1;
-        progress(total);
     }
     drop(tx);
     ready.finish(seq);
     Ok(Some(seq))
 }
 
+/// What the end of a set needs to know of it.
+struct SetEnd<'a> {
+    n: usize,
+    set_id: Guid,
+    position: u32,
+    keys: Option<&'a SetKeys>,
+}
+
 /// Once every writer has written its last block, work out the set's totals and digest and
 /// release them to the writers for their trailing records.
 fn finish_set(
     blocks: Option<u64>,
-    n: usize,
-    set_id: Guid,
-    position: u32,
+    end: &SetEnd<'_>,
     totals: &Cell<Totals>,
     finish: &Cell<Finish>,
 ) -> Result<()> {
+    let SetEnd {
+        n,
+        set_id,
+        position,
+        keys,
+    } = *end;
     if blocks.is_none() || finish.wait_for(|f| (f.done == n).then_some(())).is_none() {
         return Ok(());
     }
@@ -478,8 +590,12 @@ fn finish_set(
             total_original: t.original,
             total_stored: t.stored,
             total_blocks: t.blocks,
-            digest_algorithm: DIGEST_XXH3_TREE,
-            digest: Digest::of(t.hashes.iter().map(|h| h.1)),
+            digest_algorithm: if keys.is_some() {
+                DIGEST_KEYED
+            } else {
+                DIGEST_XXH3_TREE
+            },
+            digest: SetDigest::of(keys, t.hashes.iter().map(|h| h.1)),
             ..Default::default()
         }
     });
@@ -511,6 +627,7 @@ struct WriterCtx<'a> {
     sync: bool,
     set_id: Guid,
     position: u32,
+    keys: Option<&'a SetKeys>,
 }
 
 /// Write a block header and its stored payload. The raw path writes the original buffer where
@@ -521,6 +638,17 @@ fn write_block(
     buf: &[u8],
     e: &Encoded,
 ) -> std::io::Result<()> {
+    if let Some(tag) = &e.tag {
+        let n = (e.stored_len - SEALED_OVERHEAD) as usize;
+        let fh = sealed_frame_header(e.stored_len);
+        let mut v = [
+            IoSlice::new(header),
+            IoSlice::new(&fh),
+            IoSlice::new(&buf[..n]),
+            IoSlice::new(tag),
+        ];
+        return write_all(dev, &mut v);
+    }
     match e.codec {
         BlockCodec::Zstd => {
             let mut v = [
@@ -550,9 +678,10 @@ fn device_writer(
     taker: usize,
     mut dev: Box<dyn WriteDevice>,
     plan: Plan,
-    set_header: Vec<u8>,
+    head: [Vec<u8>; 2],
     cx: &WriterCtx<'_>,
 ) -> Result<(u16, u64, u64)> {
+    let [set_header, key_recs] = head;
     let name = dev.name().to_string();
     let ioerr = |e: std::io::Error| Error::io(&name, "write", e);
     dev.begin(plan.start)
@@ -568,10 +697,14 @@ fn device_writer(
     let set_header_offset = offset;
     write_all(
         dev.as_mut(),
-        &mut [IoSlice::new(&set_header), IoSlice::new(cx.leading)],
+        &mut [
+            IoSlice::new(&set_header),
+            IoSlice::new(cx.leading),
+            IoSlice::new(&key_recs),
+        ],
     )
     .map_err(ioerr)?;
-    offset += (set_header.len() + cx.leading.len()) as u64;
+    offset += (set_header.len() + cx.leading.len() + key_recs.len()) as u64;
 
     let mut mbc = Mbc {
         set_id: cx.set_id,
@@ -592,6 +725,7 @@ fn device_writer(
             seq,
             family: fam,
             codec: e.codec,
+            flags: e.flags,
             stored_len: e.stored_len,
             original_len: e.original_len,
             payload_crc: e.crc,
@@ -623,14 +757,17 @@ fn device_writer(
         return Err(Error::Interrupted);
     };
     let family_blocks = mbc.entries.len() as u64;
-    let trailing = TrailingConfig {
+    let mut trailing = TrailingConfig {
         family_number: fam,
         family_original: fam_orig,
         family_stored: fam_stored,
         family_blocks,
         ..info
+    };
+    if let Some(k) = cx.keys {
+        trailing.mac = Some(trailing_mac(k, &trailing.signed_body()));
     }
-    .encode();
+    let trailing = trailing.encode();
     let trailing_offset = offset;
     let mbc_bytes = mbc.encode();
     let mbc_offset = trailing_offset + trailing.len() as u64;

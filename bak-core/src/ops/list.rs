@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 
 use crate::bytes::*;
+use crate::codec::keys::show_fingerprint;
+use crate::codec::seal::Cipher;
 use crate::error::{Error, Location, PastEnd, Result};
-use crate::media::family::scan_family;
+use crate::media::family::{read_leading, scan_family};
 use crate::media::open::Opened;
 use crate::media::parser::{Event, SetParser};
 use crate::ops::backup::now_us;
@@ -20,6 +22,21 @@ pub struct SetSeen {
     pub header: SetHeader,
     /// Its trailing config, when the set is complete on this family.
     pub trailing: Option<TrailingConfig>,
+    /// Its encryption, when its leading config could be read: algorithm id (0 none) and the
+    /// keys that open it.
+    pub encryption: Option<(u16, Vec<String>)>,
+}
+
+/// What the leading config and key records say of a set's encryption.
+fn encryption_of(encryption: u16, keys: &[KeyRecord]) -> (u16, Vec<String>) {
+    let mut fps = Vec::new();
+    for k in keys {
+        match k.kind {
+            KeyKind::X25519 => fps.extend(k.fingerprints.iter().map(show_fingerprint)),
+            KeyKind::Passphrase => fps.push("passphrase".to_string()),
+        }
+    }
+    (encryption, fps)
 }
 
 /// What one family holds.
@@ -29,6 +46,8 @@ pub struct FamilyCatalog {
     pub name: String,
     /// Label.
     pub media: MediaHeader,
+    /// The format version the label was written with (major, minor).
+    pub format: (u8, u8),
     /// Sets by position (complete ones have a trailing config).
     pub sets: Vec<SetSeen>,
     /// Damage that kept earlier sets from being listed, if any.
@@ -46,15 +65,25 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
         found: "not bak media".into(),
     })?;
     let name = d.name().to_string();
+    // The label's record header says which version wrote it: 1.0 media stay 1.0.
+    let version = |i: usize, or: u8| d.head.get(FRAME_HEADER_LEN + i).copied().unwrap_or(or);
+    let format = (version(4, FORMAT_MAJOR), version(5, FORMAT_MINOR));
     if let Some(f) = d.random() {
         let scan = scan_family(f, &name)?;
         // Sets before a break in the end-of-set chain cannot be listed without reading the
         // data; the ones after it still are, and the damage is reported with them.
         let damage = scan.broken.as_ref().map(|e| e.to_string());
+        let at = Location::device(name.clone()).family(media.family_number as u32);
+        let crypt = |off: u64| {
+            read_leading(f, off, &at)
+                .ok()
+                .map(|(l, k)| encryption_of(l.encryption, &k))
+        };
         let mut sets: Vec<SetSeen> = scan
             .sets
             .into_iter()
             .map(|s| SetSeen {
+                encryption: crypt(s.eset.set_header_offset),
                 header: s.header,
                 trailing: Some(s.trailing),
             })
@@ -63,11 +92,13 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
             sets.push(SetSeen {
                 header: h,
                 trailing: None,
+                encryption: crypt(scan.end_offset),
             });
         }
         return Ok(FamilyCatalog {
             name,
             media,
+            format,
             sets,
             damage,
             past_end: scan.past_end,
@@ -99,7 +130,19 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                 Event::Header(h) => sets.push(SetSeen {
                     header: h,
                     trailing: None,
+                    encryption: None,
                 }),
+                Event::Leading(l) => {
+                    if let Some(s) = sets.last_mut() {
+                        s.encryption = Some(encryption_of(l.encryption, &[]));
+                    }
+                }
+                Event::Key(k) => {
+                    if let Some((_, fps)) = sets.last_mut().and_then(|s| s.encryption.as_mut()) {
+                        let (_, more) = encryption_of(0, &[k]);
+                        fps.extend(more);
+                    }
+                }
                 Event::Block(h, _) => match r.skip(h.stored_len as u64, "block payload") {
                     Ok(()) => {}
                     Err(Error::Truncated { .. }) => break 'sets,
@@ -114,7 +157,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                     }
                     break;
                 }
-                Event::Leading(_) | Event::Mbc => {}
+                Event::Mbc => {}
             }
         }
     }
@@ -123,6 +166,7 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
     Ok(FamilyCatalog {
         name,
         media,
+        format,
         sets,
         damage: None,
         past_end,
@@ -160,7 +204,7 @@ pub fn label_info(c: &FamilyCatalog) -> LabelInfo {
     LabelInfo {
         device: c.name.clone(),
         media_format: Some(MediaKind::Bak),
-        format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+        format_version: format!("{}.{}", c.format.0, c.format.1),
         media_name: opt(&m.media_name),
         media_description: opt(&m.media_description),
         media_set_id: Some(guid_string(&m.media_set_id)),
@@ -197,6 +241,7 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
         .map(|(pos, seen)| {
             let h = &seen[0].header;
             let t = seen.iter().find_map(|s| s.trailing.as_ref());
+            let crypt = seen.iter().find_map(|s| s.encryption.as_ref());
             let complete = all_given
                 && seen.len() == cats.len()
                 && seen
@@ -220,7 +265,12 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 expiration_date: (h.expire_us > 0).then_some(Timestamp(h.expire_us)),
                 compressed: !matches!(h.codec, Codec::None),
                 compression: Some(h.codec.to_string()),
-                encrypted: Some(false),
+                encrypted: crypt.map(|c| c.0 != 0),
+                encryption_algorithm: crypt.filter(|c| c.0 != 0).map(|c| {
+                    Cipher::from_id(c.0)
+                        .map_or(format!("algorithm {}", c.0), |c| c.name().to_string())
+                }),
+                key_fingerprints: crypt.filter(|c| c.0 != 0).map(|c| c.1.clone()),
                 backup_size: t.map(|t| t.total_original),
                 compressed_backup_size: t.map(|t| t.total_stored),
                 family_count: Some(h.family_count as u32),

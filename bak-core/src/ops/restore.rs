@@ -7,10 +7,13 @@
 
 use std::collections::VecDeque;
 use std::io::{IoSlice, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::bytes::*;
-use crate::codec::Decoder;
+use crate::codec::keys::{trailing_mac_holds, KeyRing, Keys, Opening};
+use crate::codec::seal::{Cipher, SetKeys};
+use crate::codec::{Decoded, Decoder, SetDigest};
 use crate::device::write_all_vectored;
 use crate::engine::{
     run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
@@ -30,6 +33,8 @@ pub struct RestoreOptions {
     pub threads: usize,
     /// Buffers in the pool (0: chosen from the families and threads).
     pub buffer_count: usize,
+    /// Keys for an encrypted set.
+    pub keys: Keys,
 }
 
 impl RestoreOptions {
@@ -51,6 +56,7 @@ impl Default for RestoreOptions {
             position: 1,
             threads: crate::limits::default_threads(),
             buffer_count: 0,
+            keys: Keys::default(),
         }
     }
 }
@@ -100,15 +106,18 @@ struct Job {
 
 struct Out {
     header: BlockHeader,
-    /// Original bytes: in `buf` directly (zstd), or inside the raw frame in `buf`.
+    /// The original bytes, where `decoded` says.
     buf: Vec<u8>,
+    decoded: Decoded,
 }
 
-/// A family whose set header and leading config were read.
+/// A family whose set header, leading config and key records were read.
 struct Started {
     fam: Positioned,
     parser: SetParser,
     leading: LeadingConfig,
+    /// The set's keys, when it is encrypted.
+    keys: Option<Arc<SetKeys>>,
 }
 
 /// The first problem the parser kept, as the error a restore stops with.
@@ -119,12 +128,27 @@ fn first_problem(p: &mut SetParser) -> Result<()> {
     }
 }
 
-/// Read the set header and leading config of each positioned family.
-fn start(fams: Vec<Positioned>, position: u32, count_before: u32) -> Result<Vec<Started>> {
+/// Read the set header, leading config and key records of each positioned family, and open an
+/// encrypted set with the keys given: before any block is read, so a missing key writes
+/// nothing.
+fn start(
+    fams: Vec<Positioned>,
+    position: u32,
+    count_before: u32,
+    ring: &KeyRing,
+) -> Result<Vec<Started>> {
     let mut out = Vec::with_capacity(fams.len());
     for mut fam in fams {
         let mut parser = fam.parser(position);
+        let mut leading = None;
+        let mut records = Vec::new();
         let leading = loop {
+            if let Some(l) = leading
+                .as_ref()
+                .filter(|l: &&LeadingConfig| records.len() == l.key_records as usize)
+            {
+                break l.clone();
+            }
             let ev = match parser.next(&mut fam.reader) {
                 // The media end where the set would begin: it is not on them.
                 Err(Error::PastEnd(past)) if !parser.started() => {
@@ -144,14 +168,32 @@ fn start(fams: Vec<Positioned>, position: u32, count_before: u32) -> Result<Vec<
                         count: count_before,
                     })
                 }
-                Some(Event::Leading(l)) => break l,
+                Some(Event::Leading(l)) => leading = Some(l),
+                Some(Event::Key(k)) => records.push(k),
                 Some(_) => {}
+            }
+        };
+        let keys = match Cipher::from_id(leading.encryption) {
+            None => None,
+            Some(cipher) => {
+                let at = parser.set_at();
+                match ring.open(
+                    cipher,
+                    &leading.set_id,
+                    &records,
+                    parser.leading_bodies(),
+                    &at,
+                )? {
+                    Opening::Opened(k) => Some(k),
+                    Opening::NoKey(e) => return Err(e),
+                }
             }
         };
         out.push(Started {
             fam,
             parser,
             leading,
+            keys,
         });
     }
     Ok(out)
@@ -207,7 +249,8 @@ pub fn restore(
         .map(|s| s.next_position() - 1)
         .min()
         .unwrap_or(position - 1);
-    let fams = start(fams, position, count_before)?;
+    let ring = KeyRing::new(opts.keys.clone());
+    let fams = start(fams, position, count_before, &ring)?;
     let past_end: Vec<PastEnd> = fams
         .iter()
         .filter_map(|f| f.fam.scan.as_ref()?.past_end.clone())
@@ -224,9 +267,21 @@ pub fn restore(
             });
         }
     }
+    if fams
+        .iter()
+        .any(|f| f.leading.encryption != fams[0].leading.encryption)
+    {
+        return Err(Error::MediaSet {
+            what: format!(
+                "the families of set {position} disagree on whether it is encrypted ({})",
+                set_name(&names.iter().map(String::as_str).collect::<Vec<_>>())
+            ),
+        });
+    }
+    let keys = fams[0].keys.clone();
     progress.total(set_size(&fams, position));
     let mts = fams[0].leading.max_transfer;
-    let buf_size = raw_frame_len(mts) as usize;
+    let buf_size = payload_capacity(mts);
     let threads = opts.threads.max(1);
     let count = if opts.buffer_count == 0 {
         n * 4 + 2 * threads + 2
@@ -267,28 +322,36 @@ pub fn restore(
         });
         for _ in 0..threads {
             let op = &op;
+            let keys = keys.as_deref();
             spawn_part(s, op, "decompression", move || {
                 run_part(op, "decompression", || {
                     let mut dec = Decoder::new()?;
                     while let Some(Job { header, buf, at }) = jobs.pop() {
-                        let buf = dec.restore(&header, buf, &at)?;
-                        done.put(header.seq, Out { header, buf });
+                        let (buf, decoded) = dec.restore(&header, buf, keys, &at)?;
+                        done.put(
+                            header.seq,
+                            Out {
+                                header,
+                                buf,
+                                decoded,
+                            },
+                        );
                     }
                     Ok(())
                 })
             });
         }
         // Output, in order, in this thread.
-        let mut digest = Digest::new();
+        let mut digest = SetDigest::new(keys.as_deref());
         let (mut written, mut stored, mut blocks) = (0u64, 0u64, 0u64);
         let r = (|| -> Result<()> {
             while let Some((_, o)) = done.take(0) {
                 digest.add_block(o.header.original_hash);
                 let ol = o.header.original_len as usize;
                 let w = |e| Error::io(out_name, "write", e);
-                match o.header.codec {
-                    BlockCodec::Zstd => out.write_all(&o.buf[..ol]).map_err(w)?,
-                    BlockCodec::Raw => {
+                match o.decoded {
+                    Decoded::At(at) => out.write_all(&o.buf[at..at + ol]).map_err(w)?,
+                    Decoded::RawFrame => {
                         let mut v: Vec<IoSlice<'_>> = raw_frame_pieces(o.header.original_len)
                             .map(|(off, len)| IoSlice::new(&o.buf[off..off + len]))
                             .collect();
@@ -361,6 +424,7 @@ fn family_reader(i: usize, f: Started, pool: &Pool, heads: &Cell<Heads>, cap: us
     let Started {
         mut fam,
         mut parser,
+        keys,
         ..
     } = f;
     let push = |item: FamItem| -> bool {
@@ -405,7 +469,12 @@ fn family_reader(i: usize, f: Started, pool: &Pool, heads: &Cell<Heads>, cap: us
                     return Ok(());
                 }
             }
-            Some(Event::Trailing(t)) => trailing = Some((t, fam.reader.location())),
+            Some(Event::Trailing(t)) => {
+                if let Some(k) = &keys {
+                    check_trailing_mac(k, &t, parser.body(), &parser.set_at())?;
+                }
+                trailing = Some((t, fam.reader.location()))
+            }
             Some(Event::End(_)) => {
                 let Some((trailing, at)) = trailing else {
                     return Err(internal(
@@ -418,6 +487,24 @@ fn family_reader(i: usize, f: Started, pool: &Pool, heads: &Cell<Heads>, cap: us
             Some(_) => {}
         }
     }
+}
+
+/// An encrypted set's trailing config (`body` as read) against its MAC.
+pub(crate) fn check_trailing_mac(
+    keys: &SetKeys,
+    t: &TrailingConfig,
+    body: &[u8],
+    at: &Location,
+) -> Result<()> {
+    let signed = body.get(..TRAILING_BODY_LEN).unwrap_or(body);
+    let holds = t.mac.is_some_and(|m| trailing_mac_holds(keys, signed, &m));
+    if !holds {
+        return Err(Error::corrupt(
+            at.clone(),
+            "trailing config's MAC does not hold: its totals or digest were altered",
+        ));
+    }
+    Ok(())
 }
 
 enum Step {

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::bytes::*;
-use crate::codec::{check_stored, Decoder};
+use crate::codec::keys::{KeyRing, Keys, Opening};
+use crate::codec::seal::{Cipher, SetKeys};
+use crate::codec::{check_stored, Decoder, SetDigest};
 use crate::device::Mapping;
 use crate::engine::{run_part, spawn_part, Pool, Queue, RaiseOnPanic, Sender, Stop};
 use crate::error::{Beyond, Error, Location, PastEnd, Result};
@@ -39,6 +41,8 @@ pub struct VerifyOptions {
     pub stop_on_error: bool,
     /// Decoding threads (0: the number of cores).
     pub threads: usize,
+    /// Keys for encrypted sets (a full verify of an encrypted set needs one; `fast` none).
+    pub keys: Keys,
 }
 
 /// A checked block payload on its way to the decoders: in place in a family's mapping, or
@@ -60,6 +64,7 @@ impl Payload {
 struct DecodeJob {
     position: u32,
     family: u16,
+    keys: Option<Arc<SetKeys>>,
     header: BlockHeader,
     buf: Payload,
     at: Location,
@@ -88,7 +93,7 @@ impl Decoders {
             let bytes = j.buf.bytes();
             let payload = bytes.get(..h.stored_len as usize).unwrap_or(bytes);
             let problem = dec
-                .check_original(h, payload, &j.at)
+                .check_original(h, payload, j.keys.as_deref(), &j.at)
                 .err()
                 .map(|e| Problem::from_error(&j.at, &e));
             let original = if problem.is_none() {
@@ -125,6 +130,8 @@ struct FamSet {
     problems: Vec<Problem>,
     bytes: u64,
     original_checked: u64,
+    /// An encrypted set's keys, when a key given opened it.
+    keys: Option<Arc<SetKeys>>,
 }
 
 struct FamResult {
@@ -168,10 +175,12 @@ pub fn verify(
     let done = AtomicU64::new(0);
     let decoders = Decoders {
         jobs: Queue::new(threads * 2, &op),
-        pool: Pool::new(threads * 3 + n, raw_frame_len(MAX_TRANSFER) as usize, &op),
+        pool: Pool::new(threads * 3 + n, payload_capacity(MAX_TRANSFER), &op),
         results: Mutex::new(Vec::new()),
     };
     let dec = (!opts.fast).then_some(&decoders);
+    let ring = KeyRing::new(opts.keys.clone());
+    let ring = &ring;
     let results: Vec<Option<FamResult>> = std::thread::scope(|s| {
         let _guard = RaiseOnPanic(&op);
         // Every family's sender exists before any thread starts: the queue closes when the
@@ -198,7 +207,7 @@ pub fn verify(
                 spawn_part(s, op, "family verifier", move || {
                     let mut out = None;
                     run_part(op, "family verifier", || {
-                        out = Some(verify_family(d, tail, opts, tx, op, &|k| {
+                        out = Some(verify_family(d, tail, opts, tx, ring, op, &|k| {
                             progress.done(done.fetch_add(k, Ordering::Relaxed) + k)
                         })?);
                         Ok(())
@@ -392,8 +401,9 @@ fn judge(
                     t.total_original
                 ));
             }
+            let keys = sets.iter().find_map(|s| s.keys.clone());
             if !opts.fast && problems.is_empty() && seq_problems.is_empty() {
-                let d = Digest::of(all.iter().map(|x| x.1));
+                let d = SetDigest::of(keys.as_deref(), all.iter().map(|x| x.1));
                 if d != t.digest {
                     problems.push(Problem {
                         device: media_set.to_string(),
@@ -489,6 +499,7 @@ fn verify_family(
     tail: Tail,
     opts: &VerifyOptions,
     dec: Tx<'_>,
+    ring: &KeyRing,
     stop: &Stop,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<FamResult> {
@@ -556,11 +567,12 @@ fn verify_family(
             prev_eset: prev,
             opts,
             dec: &dec,
+            ring,
             fam_at: &at,
             progress,
             stream: !file,
         };
-        let (s, eset, past) = v.run(&mut r, &mut payload);
+        let (s, eset, past) = v.run(&mut r, &mut payload)?;
         if let Some(past) = past {
             // A stream's media end here: what follows is measured to the end of the stream; a
             // set it cut short is incomplete.
@@ -713,6 +725,7 @@ struct SetVerifier<'a> {
     prev_eset: u64,
     opts: &'a VerifyOptions,
     dec: &'a Tx<'a>,
+    ring: &'a KeyRing,
     fam_at: &'a Location,
     progress: &'a (dyn Fn(u64) + Sync),
     /// True on a stream, where the media end wherever the parser finds bytes that are not
@@ -724,13 +737,20 @@ struct SetVerifier<'a> {
 impl SetVerifier<'_> {
     /// What was seen; the offset of the set's end-of-set record when its framing held to the
     /// end; and what follows the end of the media, when the media end in or before this set.
+    /// `Err` when the set asked for is encrypted, the verify is a full one, and no key given
+    /// opens it: not a verdict.
+    #[allow(clippy::type_complexity)]
     fn run(
         &self,
         r: &mut RecordReader<Box<dyn Source>>,
         payload: &mut Vec<u8>,
-    ) -> (FamSet, Option<u64>, Option<PastEnd>) {
+    ) -> Result<(FamSet, Option<u64>, Option<PastEnd>)> {
         let mut past = None;
         let mut s = FamSet::default();
+        let mut leading: Option<LeadingConfig> = None;
+        let mut records = Vec::new();
+        // Encrypted, and no key to open the blocks with: their stored bytes are checked only.
+        let mut sealed_shut = false;
         let mut p = SetParser::new(
             self.label,
             self.fam_at.clone(),
@@ -779,7 +799,20 @@ impl SetVerifier<'_> {
             };
             match ev {
                 Event::Header(h) => s.set_id = Some(h.set_id),
-                Event::Block(h, bat) => match self.payload(r, &h, &bat, payload) {
+                Event::Leading(l) => {
+                    sealed_shut = l.encryption != 0;
+                    leading = Some(l);
+                    if let Some(e) = self.open(&p, leading.as_ref(), &records, &mut s)? {
+                        sealed_shut = e;
+                    }
+                }
+                Event::Key(k) => {
+                    records.push(k);
+                    if let Some(e) = self.open(&p, leading.as_ref(), &records, &mut s)? {
+                        sealed_shut = e;
+                    }
+                }
+                Event::Block(h, bat) => match self.payload(r, &h, &bat, payload, &s, sealed_shut) {
                     Ok(None) => s.bytes += h.stored_len as u64,
                     Ok(Some(problem)) => {
                         s.bytes += h.stored_len as u64;
@@ -793,17 +826,69 @@ impl SetVerifier<'_> {
                         break None;
                     }
                 },
-                Event::Trailing(t) => s.trailing = Some(t),
+                Event::Trailing(t) => {
+                    if let Some(k) = &s.keys {
+                        if let Err(e) = crate::ops::restore::check_trailing_mac(
+                            k,
+                            &t,
+                            p.body(),
+                            &set_at.clone().at(off),
+                        ) {
+                            s.problems.push(Problem::from_error(&set_at, &e));
+                        }
+                    }
+                    s.trailing = Some(t)
+                }
                 Event::End(_) => {
                     s.complete = s.trailing.is_some();
                     break Some(off);
                 }
-                Event::Leading(_) | Event::Mbc => {}
+                Event::Mbc => {}
             }
         };
         s.blocks = p.blocks().collect();
         (s.original, s.stored) = p.totals();
-        (s, end, past)
+        Ok((s, end, past))
+    }
+
+    /// Once an encrypted set's key records are all read, open it with the keys given.
+    /// `Some(shut)`: whether its blocks stay shut (no key, or key records that do not hold);
+    /// `None` while records are still to come, or for a set that is not encrypted.
+    fn open(
+        &self,
+        p: &SetParser,
+        leading: Option<&LeadingConfig>,
+        records: &[KeyRecord],
+        s: &mut FamSet,
+    ) -> Result<Option<bool>> {
+        let Some(l) = leading.filter(|l| l.key_records as usize == records.len()) else {
+            return Ok(None);
+        };
+        let Some(cipher) = Cipher::from_id(l.encryption) else {
+            return Ok(None);
+        };
+        if self.opts.fast {
+            return Ok(Some(true));
+        }
+        let at = p.set_at();
+        match self
+            .ring
+            .open(cipher, &l.set_id, records, p.leading_bodies(), &at)
+        {
+            Ok(Opening::Opened(k)) => {
+                s.keys = Some(k);
+                Ok(Some(false))
+            }
+            // A set not asked for is passed over without its key.
+            Ok(Opening::NoKey(e)) if self.opts.position.is_none_or(|x| x == self.position) => {
+                Err(e)
+            }
+            Ok(Opening::NoKey(_)) => Ok(Some(true)),
+            Err(e) => {
+                s.problems.push(Problem::from_error(&at, &e));
+                Ok(Some(true))
+            }
+        }
     }
 
     /// The problem of a set that the end of the media cut short: it is incomplete.
@@ -849,6 +934,8 @@ impl SetVerifier<'_> {
         h: &BlockHeader,
         bat: &Location,
         payload: &mut Vec<u8>,
+        set: &FamSet,
+        sealed_shut: bool,
     ) -> Result<Option<Problem>> {
         let stored = h.stored_len as usize;
         // From a map the payload is checked (and decoded) where it lies; from a stream it is
@@ -868,8 +955,12 @@ impl SetVerifier<'_> {
             Some((m, range)) => m.bytes().get(range.clone()).unwrap_or(&[]),
             None => &payload[..stored],
         };
-        if let Err(e) = check_stored(h, bytes, bat) {
+        let sealed = sealed_shut || set.keys.is_some();
+        if let Err(e) = check_stored(h, bytes, sealed, bat) {
             return Ok(Some(Problem::from_error(bat, &e)));
+        }
+        if sealed_shut {
+            return Ok(None);
         }
         // Checked stored bytes go to the shared decoders: a range of the map, or the buffer
         // swapped for a free one from their pool (no copy either way; the queue and the pool
@@ -888,6 +979,7 @@ impl SetVerifier<'_> {
                 tx.push(DecodeJob {
                     position: self.position,
                     family: self.label.family_number,
+                    keys: set.keys.clone(),
                     header: *h,
                     buf,
                     at: bat.clone(),

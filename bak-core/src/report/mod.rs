@@ -190,7 +190,8 @@ pub struct LabelInfo {
     pub device: String,
     /// Which format the media are.
     pub media_format: Option<MediaKind>,
-    /// Format version of the media (bak: "1.0"; MTF: the MTF major version).
+    /// Format version the media label was written with (bak: "1.1", or "1.0" for media of
+    /// earlier releases; MTF: the MTF major version).
     pub format_version: String,
     /// Media name (MEDIANAME).
     pub media_name: Option<String>,
@@ -303,6 +304,11 @@ pub struct SetInfo {
     pub encryptor_thumbprint: Option<String>,
     /// "CERTIFICATE" or "ASYMMETRIC KEY", where the media say it.
     pub encryptor_type: Option<String>,
+    /// The cipher of an encrypted set, e.g. "AES-256-GCM".
+    pub encryption_algorithm: Option<String>,
+    /// What opens an encrypted set: `x25519:` and the fingerprint of each recipient (the first
+    /// 8 bytes of the SHA-256 of its `age1...` key, in hex), and `passphrase`.
+    pub key_fingerprints: Option<Vec<String>>,
 }
 
 /// One database file inside a backup set: what RESTORE FILELISTONLY shows.
