@@ -234,6 +234,8 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 software_product: None,
                 digest: t.map(|t| t.digest),
                 source_label: opt(&h.source),
+                sql: None,
+                origin: None,
             }
         })
         .collect()
