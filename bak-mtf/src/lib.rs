@@ -12,6 +12,7 @@
 
 #![deny(missing_docs)]
 
+pub mod chain;
 mod check;
 mod collation;
 mod config;
