@@ -104,9 +104,7 @@ impl MediaSet {
         let mut fams: Vec<(u32, String)> = match self {
             MediaSet::Bak(v) => v
                 .iter()
-                .filter(|c| {
-                    position.is_none_or(|p| c.sets.iter().any(|s| s.header.position == p))
-                })
+                .filter(|c| position.is_none_or(|p| c.sets.iter().any(|s| s.header.position == p)))
                 .map(|c| (u32::from(c.media.family_number), c.name.clone()))
                 .collect(),
             MediaSet::Mtf(v) => v

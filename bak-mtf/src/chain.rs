@@ -484,7 +484,11 @@ fn not_needed(s: &SetInfo, full: Option<&SetInfo>, diff: Option<&SetInfo>, b: &B
                 .filter_map(|p| last(p))
                 .max()
                 .map_or_else(|| "(unknown)".to_string(), |l| l.to_string());
-            match b.placed.iter().find(|p| kind(p) != Kind::Log && last(p) >= last(s)) {
+            match b
+                .placed
+                .iter()
+                .find(|p| kind(p) != Kind::Log && last(p) >= last(s))
+            {
                 Some(p) => format!(
                     "ends at LSN {}, which {} already covers",
                     lsn_text(last(s)),
@@ -551,7 +555,10 @@ mod tests {
     }
 
     fn roles(c: &Chain) -> Vec<(Option<u32>, Role, Option<u32>)> {
-        c.rows.iter().map(|r| (r.step, r.role, r.position)).collect()
+        c.rows
+            .iter()
+            .map(|r| (r.step, r.role, r.position))
+            .collect()
     }
 
     #[test]
@@ -577,7 +584,11 @@ mod tests {
             ]
         );
         assert!(c.rows.iter().all(|r| r.chain_whole));
-        assert!(c.rows[5].note.contains("already covers"), "{}", c.rows[5].note);
+        assert!(
+            c.rows[5].note.contains("already covers"),
+            "{}",
+            c.rows[5].note
+        );
     }
 
     #[test]
@@ -596,7 +607,10 @@ mod tests {
                 (Some(4), Role::Log, Some(3)),
             ]
         );
-        assert_eq!((c.rows[2].first_lsn, c.rows[2].last_lsn), (l(1, 150), l(1, 180)));
+        assert_eq!(
+            (c.rows[2].first_lsn, c.rows[2].last_lsn),
+            (l(1, 150), l(1, 180))
+        );
         assert!(c.breaks[0].contains("from LSN 1000000015000001 to 1000000018000001"));
         assert!(c.rows.iter().all(|r| !r.chain_whole));
     }
@@ -628,7 +642,10 @@ mod tests {
         assert!(c.breaks[0].contains("guid-9"), "{}", c.breaks[0]);
         // The missing full is known by what the differential names.
         assert_eq!(
-            (c.rows[0].checkpoint_lsn, c.rows[0].backup_set_guid.as_deref()),
+            (
+                c.rows[0].checkpoint_lsn,
+                c.rows[0].backup_set_guid.as_deref()
+            ),
             (l(1, 100), Some("guid-9"))
         );
         // Only a log: the full it needs is missing, the log is still placed after it.
@@ -636,7 +653,10 @@ mod tests {
         let c = &chains(&[only])[0];
         assert_eq!(
             roles(c),
-            vec![(Some(1), Role::Missing, None), (Some(2), Role::Log, Some(2))]
+            vec![
+                (Some(1), Role::Missing, None),
+                (Some(2), Role::Log, Some(2))
+            ]
         );
         assert!(!c.is_whole());
     }

@@ -206,8 +206,16 @@ pub(crate) fn name(id: [u8; 5]) -> Option<String> {
     } else if flags & BINARY != 0 {
         name.push_str("_BIN");
     } else {
-        name.push_str(if flags & IGNORE_CASE != 0 { "_CI" } else { "_CS" });
-        name.push_str(if flags & IGNORE_ACCENT != 0 { "_AI" } else { "_AS" });
+        name.push_str(if flags & IGNORE_CASE != 0 {
+            "_CI"
+        } else {
+            "_CS"
+        });
+        name.push_str(if flags & IGNORE_ACCENT != 0 {
+            "_AI"
+        } else {
+            "_AS"
+        });
         if flags & IGNORE_KANA == 0 {
             name.push_str("_KS");
         }
@@ -229,7 +237,10 @@ mod tests {
     fn the_collations_of_the_fixtures_are_named() {
         // The bytes at SCIN +0xd8 of the fixtures (docs/MTF.md).
         let seen = [
-            ([0x09, 0x04, 0xd0, 0x00, 0x34], "SQL_Latin1_General_CP1_CI_AS"),
+            (
+                [0x09, 0x04, 0xd0, 0x00, 0x34],
+                "SQL_Latin1_General_CP1_CI_AS",
+            ),
             ([0x09, 0x04, 0xd0, 0x00, 0x00], "Latin1_General_CI_AS"),
             ([0x09, 0x04, 0x10, 0x00, 0x00], "Latin1_General_CI_AS_KS_WS"),
             ([0x0a, 0x0c, 0xd0, 0x00, 0x00], "Modern_Spanish_CI_AS"),

@@ -314,7 +314,11 @@ pub(crate) mod testkit {
         scin[0x18..0x1a].copy_from_slice(&2070u16.to_le_bytes());
         scin[0x1b] = 15;
         // FirstLSN 34:160:37, LastLSN 34:648:1, CheckpointLSN = FirstLSN, DatabaseBackupLSN 0.
-        for (at, (seq, block, slot)) in [(0x20, (34u32, 160u32, 37u16)), (0x2a, (34, 648, 1)), (0x34, (34, 160, 37))] {
+        for (at, (seq, block, slot)) in [
+            (0x20, (34u32, 160u32, 37u16)),
+            (0x2a, (34, 648, 1)),
+            (0x34, (34, 160, 37)),
+        ] {
             scin[at..at + 4].copy_from_slice(&seq.to_le_bytes());
             scin[at + 4..at + 8].copy_from_slice(&block.to_le_bytes());
             scin[at + 8..at + 10].copy_from_slice(&slot.to_le_bytes());

@@ -35,8 +35,7 @@ use serde::Serialize;
 use bak_core::bytes::MediaKind;
 use bak_core::error::{Error, Location, Result};
 use bak_core::report::{
-    FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, SqlServerSet, Timestamp,
-    Verdict,
+    FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, SqlServerSet, Timestamp, Verdict,
 };
 use check::{Out, Watch};
 use config::Config;
