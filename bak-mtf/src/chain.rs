@@ -183,10 +183,13 @@ fn named(s: &SetInfo) -> String {
     }
 }
 
+/// What tells databases apart: DatabaseName and FamilyGUID.
+type Database = (Option<String>, Option<String>);
+
 /// The rows of every database among `sets`, each database's restore sequence worked out on
 /// its own; databases in the order their first backup was given.
 pub fn chains(sets: &[SetInfo]) -> Vec<Chain> {
-    let mut groups: Vec<((Option<String>, Option<String>), Vec<&SetInfo>)> = Vec::new();
+    let mut groups: Vec<(Database, Vec<&SetInfo>)> = Vec::new();
     for s in sets {
         let key = (
             s.database_name.clone(),
