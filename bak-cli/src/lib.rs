@@ -10,6 +10,7 @@ use bak_core::Error;
 pub mod dates;
 pub mod generate;
 pub mod keys;
+pub mod many;
 pub mod output;
 pub mod signals;
 
@@ -59,18 +60,7 @@ pub fn run(
             if quiet_broken_stdout && interrupted.is_none() && is_broken_stdout(&e) {
                 EXIT_OK
             } else {
-                let mut msg = String::new();
-                for (i, c) in e.chain().enumerate() {
-                    // bak-core errors already name the file; skip a context that repeats the text.
-                    let s = c.to_string();
-                    if i > 0 && msg.contains(&s) {
-                        continue;
-                    }
-                    if i > 0 {
-                        msg.push_str(": ");
-                    }
-                    msg.push_str(&s);
-                }
+                let msg = error_text(&e);
                 match interrupted {
                     // Whatever the signal's stop made fail, the cause is the signal.
                     Some(sig) if msg == "interrupted" => say!("{tool}: interrupted by {sig}"),
@@ -88,6 +78,24 @@ pub fn run(
         say!("{tool}: {n}");
     }
     ExitCode::from(code)
+}
+
+/// An error as the tools print it: its chain, `: ` between the links, a link that repeats
+/// what is already said left out.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for (i, c) in e.chain().enumerate() {
+        // bak-core errors already name the file; skip a context that repeats the text.
+        let s = c.to_string();
+        if i > 0 && msg.contains(&s) {
+            continue;
+        }
+        if i > 0 {
+            msg.push_str(": ");
+        }
+        msg.push_str(&s);
+    }
+    msg
 }
 
 /// The exit code an error maps to.
@@ -180,7 +188,8 @@ pub enum Format {
 }
 
 /// Render rows (serialisable structs) as a table, JSON lines or CSV. `columns` picks and orders
-/// the table's and CSV's columns (all keys of the first row when empty); JSON has every key.
+/// the table's and CSV's columns (when empty: every key of any row, in the order they first
+/// appear); JSON has every key.
 pub fn render<T: serde::Serialize>(
     out: &mut dyn Write,
     rows: &[T],
@@ -202,10 +211,14 @@ pub fn render<T: serde::Serialize>(
         return Ok(());
     }
     let cols: Vec<String> = if columns.is_empty() {
+        // Rows of different kinds (bak and SQL Server sets) have different keys.
+        let mut seen = std::collections::HashSet::new();
         values
-            .first()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
+            .iter()
+            .flat_map(|m| m.keys())
+            .filter(|k| seen.insert(k.as_str()))
+            .cloned()
+            .collect()
     } else {
         columns.iter().map(|s| s.to_string()).collect()
     };
@@ -301,21 +314,7 @@ pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
     for d in &opened {
         match d.kind() {
             Some(k) => kinds.push(k),
-            None => {
-                let head = d.head();
-                return Err(Error::NotMedia {
-                    device: d.name().to_string(),
-                    found: if head.is_empty() {
-                        "an empty file".into()
-                    } else {
-                        format!(
-                            "first bytes {}",
-                            bak_core::bytes::hex(&head[..head.len().min(8)])
-                        )
-                    },
-                }
-                .into());
-            }
+            None => return Err(not_media(d).into()),
         }
     }
     if kinds.iter().all(|k| *k == MediaKind::Bak) {
@@ -332,6 +331,22 @@ pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
         devs.push(bak_mtf::MtfDevice::from_device(d.into_device())?);
     }
     Ok(Media::Mtf(devs))
+}
+
+/// The error of a device that is neither bak media nor a SQL Server backup.
+pub(crate) fn not_media(d: &bak_core::Opened) -> Error {
+    let head = d.head();
+    Error::NotMedia {
+        device: d.name().to_string(),
+        found: if head.is_empty() {
+            "an empty file".into()
+        } else {
+            format!(
+                "first bytes {}",
+                bak_core::bytes::hex(&head[..head.len().min(8)])
+            )
+        },
+    }
 }
 
 /// Say on stderr which format each SQL Server device was recognised as (bak media go
@@ -412,6 +427,35 @@ mod tests {
         assert_eq!(
             String::from_utf8(c).unwrap(),
             "Name,Size\n\"a,b\",10\nlong name,\n"
+        );
+        // Without columns, CSV has every key of every row, in the order they first appear.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Wide {
+            name: String,
+            extra: u8,
+        }
+        #[derive(serde::Serialize)]
+        #[serde(untagged)]
+        enum Either {
+            R(R),
+            W(Wide),
+        }
+        let mixed = vec![
+            Either::R(R {
+                name: "a".into(),
+                size: None,
+            }),
+            Either::W(Wide {
+                name: "b".into(),
+                extra: 7,
+            }),
+        ];
+        let mut c = Vec::new();
+        render(&mut c, &mixed, &[], Format::Csv).unwrap();
+        assert_eq!(
+            String::from_utf8(c).unwrap(),
+            "Name,Size,Extra\na,,\nb,,7\n"
         );
         let mut j = Vec::new();
         render(&mut j, &rows, &[], Format::Json).unwrap();

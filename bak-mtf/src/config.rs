@@ -7,10 +7,39 @@
 //! start) pairs of UTF-16LE text. The offsets were read off the fixtures (docs/MTF.md) and hold
 //! from SQL Server 2008 to 2019.
 
-use super::le::{id_at, u16_at, u32_at, u64_at, u8_at, utf16le};
+use bak_core::report::Lsn;
+
+use super::le::{id_at, ms_guid, u16_at, u32_at, u64_at, u8_at, utf16le};
 
 /// Backup flags (SCIN +8): the backup carries page checksums (WITH CHECKSUM).
 pub(crate) const SCIN_FLAG_CHECKSUMS: u32 = 0x10;
+
+/// Offsets in the SCIN record of RESTORE HEADERONLY's own columns (docs/MTF.md says how each
+/// was checked against the fixtures). LSNs are 10 bytes: u32 sequence, u32 block, u16 slot.
+mod scin {
+    pub const FIRST_LSN: usize = 0x20;
+    pub const LAST_LSN: usize = 0x2a;
+    pub const CHECKPOINT_LSN: usize = 0x34;
+    pub const DATABASE_BACKUP_LSN: usize = 0x3e;
+    /// u8.
+    pub const COMPATIBILITY_LEVEL: usize = 0x5b;
+    /// u16.
+    pub const DATABASE_VERSION: usize = 0x5e;
+    /// 5 bytes: the collation id (u32) and sort id (u8) of SQL Server's wire format.
+    pub const COLLATION: usize = 0xd8;
+    /// 16-byte GUID.
+    pub const FAMILY_GUID: usize = 0xe0;
+    /// u32: the database's status bits (sysdatabases.status).
+    pub const DATABASE_STATUS: usize = 0xf4;
+    pub const DIFFERENTIAL_BASE_LSN: usize = 0x104;
+    /// 16-byte GUID.
+    pub const DIFFERENTIAL_BASE_GUID: usize = 0x110;
+}
+
+/// Database status bit: truncate log on checkpoint (the SIMPLE recovery model).
+const STATUS_TRUNC_LOG: u32 = 0x8;
+/// Database status bit: select into / bulk copy (the BULK_LOGGED recovery model).
+const STATUS_BULK_COPY: u32 = 0x4;
 
 /// One database file named in the configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,6 +71,21 @@ pub(crate) struct Config {
     pub files: Vec<ConfigFile>,
     /// (file group id, name).
     pub filegroups: Vec<(u32, String)>,
+    /// First, last, checkpoint and database backup LSNs, as HEADERONLY names them.
+    pub first_lsn: Option<Lsn>,
+    pub last_lsn: Option<Lsn>,
+    pub checkpoint_lsn: Option<Lsn>,
+    pub database_backup_lsn: Option<Lsn>,
+    pub compatibility_level: Option<u8>,
+    pub database_version: Option<u16>,
+    /// Collation id and sort id (see `collation`).
+    pub collation: Option<[u8; 5]>,
+    pub family_guid: Option<String>,
+    /// sysdatabases.status of the database.
+    pub database_status: Option<u32>,
+    /// What a differential backup is based on (zero in other backups).
+    pub differential_base_lsn: Option<Lsn>,
+    pub differential_base_guid: Option<String>,
 }
 
 /// A string pair of a record, bounded by the record.
@@ -54,6 +98,24 @@ fn rec_string(rec: &[u8], pair: usize) -> Option<String> {
     let raw = rec.get(off..off.checked_add(len)?)?;
     let s = utf16le(raw).trim_end_matches('\0').to_string();
     (!s.is_empty()).then_some(s)
+}
+
+/// An LSN (u32 sequence, u32 block, u16 slot) at `off`.
+fn lsn(rec: &[u8], off: usize) -> Option<Lsn> {
+    Some(Lsn {
+        seq: u32_at(rec, off)?,
+        block: u32_at(rec, off.checked_add(4)?)?,
+        slot: u16_at(rec, off.checked_add(8)?)?,
+    })
+}
+
+/// A GUID at `off`, `None` when it is all zeros (not set).
+fn guid(rec: &[u8], off: usize) -> Option<String> {
+    let raw = rec.get(off..off.checked_add(16)?)?;
+    if raw.iter().all(|&b| b == 0) {
+        return None;
+    }
+    ms_guid(rec, off)
 }
 
 fn date5(rec: &[u8], off: usize) -> Option<[u8; 5]> {
@@ -101,6 +163,19 @@ impl Config {
                     c.type_letter = u8_at(rec, 0x57).filter(|b| b.is_ascii_uppercase());
                     c.database = rec_string(rec, 0x68);
                     c.server = rec_string(rec, 0x6c);
+                    c.first_lsn = lsn(rec, scin::FIRST_LSN);
+                    c.last_lsn = lsn(rec, scin::LAST_LSN);
+                    c.checkpoint_lsn = lsn(rec, scin::CHECKPOINT_LSN);
+                    c.database_backup_lsn = lsn(rec, scin::DATABASE_BACKUP_LSN);
+                    c.compatibility_level = u8_at(rec, scin::COMPATIBILITY_LEVEL);
+                    c.database_version = u16_at(rec, scin::DATABASE_VERSION);
+                    c.collation = rec
+                        .get(scin::COLLATION..scin::COLLATION + 5)
+                        .and_then(|b| b.try_into().ok());
+                    c.family_guid = guid(rec, scin::FAMILY_GUID);
+                    c.database_status = u32_at(rec, scin::DATABASE_STATUS);
+                    c.differential_base_lsn = lsn(rec, scin::DIFFERENTIAL_BASE_LSN);
+                    c.differential_base_guid = guid(rec, scin::DIFFERENTIAL_BASE_GUID);
                 }
                 b"SFIN" => {
                     let f = ConfigFile {
@@ -130,6 +205,25 @@ impl Config {
     /// HEADERONLY's BackupType code and description for the type letter.
     pub fn backup_type(&self) -> Option<(u32, &'static str)> {
         type_code(self.type_letter?)
+    }
+
+    /// True for a differential backup (database, file or partial differential).
+    pub fn is_differential(&self) -> bool {
+        matches!(self.type_letter, Some(b'I' | b'G' | b'Q'))
+    }
+
+    /// HEADERONLY's RecoveryModel, from the database status bits: SIMPLE when the log is
+    /// truncated on checkpoint, BULK-LOGGED when bulk copies are minimally logged, FULL
+    /// otherwise (how SQL Server 2000's options map to the recovery models).
+    pub fn recovery_model(&self) -> Option<&'static str> {
+        let s = self.database_status?;
+        Some(if s & STATUS_TRUNC_LOG != 0 {
+            "SIMPLE"
+        } else if s & STATUS_BULK_COPY != 0 {
+            "BULK-LOGGED"
+        } else {
+            "FULL"
+        })
     }
 
     /// The name of a file group by id.
@@ -172,16 +266,17 @@ impl Config {
     }
 }
 
-/// RESTORE HEADERONLY's BackupType for msdb's type letter.
+/// RESTORE HEADERONLY's BackupType and BackupTypeDescription (in SQL Server's words) for
+/// msdb's type letter.
 pub(crate) fn type_code(letter: u8) -> Option<(u32, &'static str)> {
     Some(match letter {
         b'D' => (1, "Database"),
-        b'L' => (2, "Transaction log"),
+        b'L' => (2, "Transaction Log"),
         b'F' => (4, "File or filegroup"),
-        b'I' => (5, "Differential database"),
-        b'G' => (6, "Differential file"),
+        b'I' => (5, "Database Differential"),
+        b'G' => (6, "File Differential"),
         b'P' => (7, "Partial"),
-        b'Q' => (8, "Differential partial"),
+        b'Q' => (8, "Partial Differential"),
         _ => return None,
     })
 }
@@ -213,13 +308,32 @@ pub(crate) mod testkit {
         letter: u8,
         files: &[(&str, &str, u32, u32, u64)],
     ) -> Vec<u8> {
-        let mut scin = vec![0u8; 0x70];
+        let mut scin = vec![0u8; 0x120];
         scin[8] = 0;
         scin[9] = 2;
         scin[0x18..0x1a].copy_from_slice(&2070u16.to_le_bytes());
         scin[0x1b] = 15;
+        // FirstLSN 34:160:37, LastLSN 34:648:1, CheckpointLSN = FirstLSN, DatabaseBackupLSN 0.
+        for (at, (seq, block, slot)) in [
+            (0x20, (34u32, 160u32, 37u16)),
+            (0x2a, (34, 648, 1)),
+            (0x34, (34, 160, 37)),
+        ] {
+            scin[at..at + 4].copy_from_slice(&seq.to_le_bytes());
+            scin[at + 4..at + 8].copy_from_slice(&block.to_le_bytes());
+            scin[at + 8..at + 10].copy_from_slice(&slot.to_le_bytes());
+        }
         scin[0x4d..0x52].copy_from_slice(&[0x1f, 0x92, 0xec, 0xf5, 0x42]);
         scin[0x57] = letter;
+        scin[0x5b] = 150;
+        scin[0x5e..0x60].copy_from_slice(&904u16.to_le_bytes());
+        scin[0xd8..0xdd].copy_from_slice(&[0x09, 0x04, 0xd0, 0x00, 0x34]);
+        scin[0xe0..0xf0].copy_from_slice(&[0x11; 16]);
+        scin[0xf4..0xf8].copy_from_slice(&0x1_0008u32.to_le_bytes());
+        if letter == b'I' {
+            scin[0x104..0x108].copy_from_slice(&33u32.to_le_bytes());
+            scin[0x110..0x120].copy_from_slice(&[0x22; 16]);
+        }
         put(&mut scin, 0x68, db);
         put(&mut scin, 0x6c, server);
         let mut out = close(b"SCIN", scin);
@@ -270,6 +384,57 @@ mod tests {
     }
 
     #[test]
+    fn headeronly_columns_of_the_scin_record() {
+        let c = Config::parse(&testkit::mqci("d", "s", b'D', &[])).unwrap();
+        let l = |seq, block, slot| Some(Lsn { seq, block, slot });
+        assert_eq!(c.first_lsn, l(34, 160, 37));
+        assert_eq!(c.last_lsn, l(34, 648, 1));
+        assert_eq!(c.checkpoint_lsn, c.first_lsn);
+        assert_eq!(c.database_backup_lsn, l(0, 0, 0));
+        assert_eq!(
+            (c.compatibility_level, c.database_version),
+            (Some(150), Some(904))
+        );
+        assert_eq!(c.collation, Some([0x09, 0x04, 0xd0, 0x00, 0x34]));
+        assert_eq!(
+            c.family_guid.as_deref(),
+            Some("11111111-1111-1111-1111-111111111111")
+        );
+        assert_eq!(c.recovery_model(), Some("SIMPLE"));
+        assert!(!c.is_differential() && c.differential_base_guid.is_none());
+        let d = Config::parse(&testkit::mqci("d", "s", b'I', &[])).unwrap();
+        assert!(d.is_differential());
+        assert_eq!(d.differential_base_lsn, l(33, 0, 0));
+        assert_eq!(
+            d.differential_base_guid.as_deref(),
+            Some("22222222-2222-2222-2222-222222222222")
+        );
+        let model = |status| {
+            Config {
+                database_status: Some(status),
+                ..Default::default()
+            }
+            .recovery_model()
+        };
+        assert_eq!(model(0x1_000c), Some("SIMPLE"));
+        assert_eq!(model(0x4), Some("BULK-LOGGED"));
+        assert_eq!(model(0x1_0001), Some("FULL"));
+        assert_eq!(Config::default().recovery_model(), None);
+    }
+
+    #[test]
+    fn a_short_scin_record_has_no_headeronly_columns() {
+        // SCIN cut after the names' pairs: the columns past it are unknown, not zero.
+        let mut rec = vec![0u8; 0x70];
+        rec[..4].copy_from_slice(b"SCIN");
+        rec[4..8].copy_from_slice(&0x70u32.to_le_bytes());
+        let c = Config::parse(&rec).unwrap();
+        assert!(c.first_lsn.is_some() && c.compatibility_level.is_some());
+        assert_eq!((c.collation, c.database_status), (None, None));
+        assert_eq!((c.family_guid, c.differential_base_lsn), (None, None));
+    }
+
+    #[test]
     fn record_running_past_the_stream_is_an_error() {
         let mut m = testkit::mqci("a", "b", b'L', &[]);
         let n = m.len() as u32 + 100;
@@ -281,8 +446,8 @@ mod tests {
 
     #[test]
     fn type_letters() {
-        assert_eq!(type_code(b'I'), Some((5, "Differential database")));
-        assert_eq!(type_code(b'L'), Some((2, "Transaction log")));
+        assert_eq!(type_code(b'I'), Some((5, "Database Differential")));
+        assert_eq!(type_code(b'L'), Some((2, "Transaction Log")));
         assert_eq!(type_code(b'Z'), None);
     }
 }

@@ -12,7 +12,9 @@
 
 #![deny(missing_docs)]
 
+pub mod chain;
 mod check;
+mod collation;
 mod config;
 mod csum;
 mod dblk;
@@ -34,7 +36,7 @@ use serde::Serialize;
 use bak_core::bytes::MediaKind;
 use bak_core::error::{Error, Location, Result};
 use bak_core::report::{
-    FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, Timestamp, Verdict,
+    FileInfo, LabelInfo, Problem, ProblemKind, SetInfo, SetReport, SqlServerSet, Timestamp, Verdict,
 };
 use check::{Out, Watch};
 use config::Config;
@@ -415,7 +417,7 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
         let (btype, bdesc) = match cfg.and_then(|c| c.backup_type()) {
             Some((c, t)) => (Some(c), Some(t.to_string())),
             None if s.sset.attrs & SSET_DIFFERENTIAL != 0 => {
-                (Some(5), Some("Differential database".to_string()))
+                (Some(5), Some("Database Differential".to_string()))
             }
             None => (None, None),
         };
@@ -496,9 +498,37 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             // No public description says where SQL Server puts these; none is read.
             encryptor_thumbprint: None,
             encryptor_type: None,
+            sql: Some(sql_columns(s)),
+            origin: None,
         });
     }
     Ok(rows)
+}
+
+/// HEADERONLY's own columns of a set, from its configuration: the trailing copy (MSLS) where
+/// the set has one, as it is written when the backup ends (SQL Server 2019 writes other LSNs
+/// there than in the leading copy, and the later backups of the database refer to those: see
+/// docs/MTF.md), else the leading one.
+fn sql_columns(s: &SetRec) -> SqlServerSet {
+    let Some(c) = s.trail.as_ref().or(s.lead.as_ref()) else {
+        return SqlServerSet::default();
+    };
+    let diff = c.is_differential();
+    SqlServerSet {
+        first_lsn: c.first_lsn,
+        last_lsn: c.last_lsn,
+        checkpoint_lsn: c.checkpoint_lsn,
+        database_backup_lsn: c.database_backup_lsn,
+        differential_base_lsn: c.differential_base_lsn.filter(|l| diff && !l.is_zero()),
+        differential_base_guid: c.differential_base_guid.clone().filter(|_| diff),
+        family_guid: c.family_guid.clone(),
+        recovery_model: c.recovery_model().map(str::to_string),
+        compatibility_level: c.compatibility_level.map(u32::from),
+        collation: c.collation.and_then(collation::name),
+        // Not found on the media (no fixture is a copy-only backup): unknown, not false.
+        is_copy_only: None,
+        database_version: c.database_version.map(u32::from),
+    }
 }
 
 /// One row per database file of a set (RESTORE FILELISTONLY); `None` = the first set.
@@ -541,6 +571,7 @@ pub fn file_list(devices: &[MtfDevice], position: Option<u32>) -> Result<Vec<Fil
             },
             size: (f.size > 0).then_some(f.size),
             file_id: (f.file_id > 0).then_some(f.file_id),
+            origin: None,
         })
         .collect())
 }

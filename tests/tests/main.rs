@@ -18,6 +18,7 @@ mod flags_as_documented;
 mod format_1_0_media;
 mod generated_docs;
 mod header_listing;
+mod header_many;
 mod hostile_environment;
 mod interrupts;
 mod nothing_lost;
@@ -34,10 +35,12 @@ mod roundtrip_props;
 mod short_reads;
 
 // SQL Server backups (Microsoft Tape Format).
+mod sqlserver_chain;
 mod sqlserver_checksums;
 mod sqlserver_cli;
 mod sqlserver_damage;
 mod sqlserver_fixtures;
+mod sqlserver_headeronly;
 mod sqlserver_pipes;
 mod sqlserver_range;
 mod sqlserver_synthetic;

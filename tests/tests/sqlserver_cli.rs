@@ -107,7 +107,7 @@ fn a_log_backup_has_no_data_stream_but_a_log_stream() {
     };
     let f = dir.join("log2016_restoretimeclean.trn");
     let rows = json_lines(&run("bak-header", &os(&args!["--json", &f]), b"").stdout);
-    assert_eq!(rows[0]["BackupTypeDescription"], "Transaction log");
+    assert_eq!(rows[0]["BackupTypeDescription"], "Transaction Log");
     assert_eq!(rows[0]["DatabaseName"], "RestoreTimeClean");
     let r = run("bak-read", &os(&args!["--quiet", &f]), b"");
     assert_eq!(r.code, 2);

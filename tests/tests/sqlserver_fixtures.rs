@@ -176,7 +176,7 @@ fn log_and_differential_types_come_from_the_media() {
     let r = &mtf::header_only(&logs).unwrap()[0];
     assert_eq!(
         (r.backup_type, r.backup_type_description.as_deref()),
-        (Some(2), Some("Transaction log"))
+        (Some(2), Some("Transaction Log"))
     );
     // SSET +88 = 1f 8d 45 35 02 (2019-05-02 21:05:55 local), +95 = 4 (UTC+1).
     assert_eq!(

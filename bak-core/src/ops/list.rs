@@ -287,6 +287,8 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 key_algorithm: None,
                 encryptor_thumbprint: None,
                 encryptor_type: None,
+                sql: None,
+                origin: None,
             }
         })
         .collect()

@@ -242,7 +242,8 @@ pub struct SetInfo {
     pub backup_set_guid: Option<String>,
     /// Backup type code as msdb writes it: 1 database, 5 differential, 2 log; bak media: none.
     pub backup_type: Option<u32>,
-    /// "Database", "Differential database", "Transaction log", or "Stream" for bak media.
+    /// As SQL Server words it: "Database", "Database Differential", "Transaction Log", ...;
+    /// "Stream" for bak media.
     pub backup_type_description: Option<String>,
     /// User that ran the backup.
     pub user_name: Option<String>,
@@ -309,6 +310,123 @@ pub struct SetInfo {
     /// What opens an encrypted set: `x25519:` and the fingerprint of each recipient (the first
     /// 8 bytes of the SHA-256 of its `age1...` key, in hex), and `passphrase`.
     pub key_fingerprints: Option<Vec<String>>,
+    /// SQL Server's own HEADERONLY columns (SQL Server backups only: absent for bak media).
+    #[serde(flatten)]
+    pub sql: Option<SqlServerSet>,
+    /// Where the row was read (absent when the tool lists one bak media set, as format 1.0
+    /// tools did).
+    #[serde(flatten)]
+    pub origin: Option<Origin>,
+}
+
+/// A SQL Server log sequence number: (virtual log file sequence number, log block offset,
+/// slot). Displays, and serialises as a string (it exceeds 2^53), as SQL Server prints it: the
+/// decimal `seq * 10^15 + block * 10^5 + slot`, e.g. `34000000016000037`. The order of the
+/// fields is the order of the decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn {
+    /// Sequence number of the virtual log file.
+    pub seq: u32,
+    /// Offset of the log block in the virtual log file (in 512-byte units).
+    pub block: u32,
+    /// Slot of the log record in the block.
+    pub slot: u16,
+}
+
+impl Lsn {
+    /// The LSN as SQL Server's numeric(25,0).
+    pub fn decimal(self) -> u128 {
+        u128::from(self.seq) * 1_000_000_000_000_000
+            + u128::from(self.block) * 100_000
+            + u128::from(self.slot)
+    }
+
+    /// True for the LSN 0 (SQL Server's "none": no earlier full backup, for instance).
+    pub fn is_zero(self) -> bool {
+        self == Lsn::default()
+    }
+}
+
+impl std::fmt::Display for Lsn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.decimal())
+    }
+}
+
+impl std::str::FromStr for Lsn {
+    type Err = String;
+
+    /// Parse SQL Server's decimal form; refuses a number whose parts do not fit their fields.
+    fn from_str(s: &str) -> Result<Lsn, String> {
+        let n: u128 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an LSN (a decimal number)"))?;
+        let (seq, rest) = (n / 1_000_000_000_000_000, n % 1_000_000_000_000_000);
+        let bad = || format!("{s:?} is not an LSN: a part does not fit its field");
+        Ok(Lsn {
+            seq: u32::try_from(seq).map_err(|_| bad())?,
+            block: u32::try_from(rest / 100_000).map_err(|_| bad())?,
+            slot: u16::try_from(rest % 100_000).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl Serialize for Lsn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The columns of RESTORE HEADERONLY that only SQL Server backups carry, where the media carry
+/// them: `None` (null) where they do not, or where bak cannot read them reliably
+/// (docs/OUTPUT.md says where each one comes from and how sure it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SqlServerSet {
+    /// Log sequence number of the first log record in the backup set.
+    #[serde(rename = "FirstLSN")]
+    pub first_lsn: Option<Lsn>,
+    /// Log sequence number of the next log record after the backup set.
+    #[serde(rename = "LastLSN")]
+    pub last_lsn: Option<Lsn>,
+    /// Log sequence number of the most recent checkpoint at the time the backup was created.
+    #[serde(rename = "CheckpointLSN")]
+    pub checkpoint_lsn: Option<Lsn>,
+    /// The CheckpointLSN of the most recent full database backup (0: none).
+    #[serde(rename = "DatabaseBackupLSN")]
+    pub database_backup_lsn: Option<Lsn>,
+    /// Differential backups: the LSN their changes start from (their base's); null otherwise.
+    #[serde(rename = "DifferentialBaseLSN")]
+    pub differential_base_lsn: Option<Lsn>,
+    /// Differential backups: the BackupSetGUID of their base full backup; null otherwise.
+    #[serde(rename = "DifferentialBaseGUID")]
+    pub differential_base_guid: Option<String>,
+    /// The database's family GUID: the same for every backup of one database (and of its
+    /// restored copies).
+    #[serde(rename = "FamilyGUID")]
+    pub family_guid: Option<String>,
+    /// `FULL`, `BULK-LOGGED` or `SIMPLE`.
+    pub recovery_model: Option<String>,
+    /// The database's compatibility level (90 = 2005 ... 150 = 2019).
+    pub compatibility_level: Option<u32>,
+    /// The database's collation, e.g. `SQL_Latin1_General_CP1_CI_AS`.
+    pub collation: Option<String>,
+    /// True for a COPY_ONLY backup.
+    pub is_copy_only: Option<bool>,
+    /// The database's internal version (611 = 2005 ... 904 = 2019).
+    pub database_version: Option<u32>,
+}
+
+/// Where a listed row was read: the devices (in family order, `, ` between them) and their
+/// media set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Origin {
+    /// The device, or the devices of a set that spans families.
+    pub device: String,
+    /// The media set id the devices carry (MTF: the RAID stream GUID), where they carry one.
+    pub media_set_id: Option<String>,
 }
 
 /// One database file inside a backup set: what RESTORE FILELISTONLY shows.
@@ -331,6 +449,9 @@ pub struct FileInfo {
     /// File id, where known.
     #[serde(rename = "FileID")]
     pub file_id: Option<u32>,
+    /// Where the row was read.
+    #[serde(flatten)]
+    pub origin: Option<Origin>,
 }
 
 /// One problem found by verification. Every field that locates the damage is filled where known.
@@ -405,6 +526,54 @@ pub struct SetReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_lsn_prints_as_sql_server_prints_it_and_parses_back() {
+        let l = Lsn {
+            seq: 34,
+            block: 160,
+            slot: 37,
+        };
+        assert_eq!(l.to_string(), "34000000016000037");
+        assert_eq!("34000000016000037".parse::<Lsn>(), Ok(l));
+        let max = Lsn {
+            seq: u32::MAX,
+            block: u32::MAX,
+            slot: u16::MAX,
+        };
+        assert_eq!(max.to_string().parse::<Lsn>(), Ok(max));
+        assert_eq!(serde_json::to_string(&max).unwrap(), format!("\"{max}\""));
+        assert!(max.decimal() > 1 << 53);
+        // The order of the fields is the order of the numbers.
+        let next_block = Lsn {
+            seq: 34,
+            block: 161,
+            slot: 0,
+        };
+        assert!(l < next_block && l.decimal() < next_block.decimal());
+        assert!(Lsn::default().is_zero() && !l.is_zero());
+        assert!("12x".parse::<Lsn>().is_err());
+        // A slot of 100000 or more cannot be told from the block: not an LSN.
+        assert!("4294967296000000000000000".parse::<Lsn>().is_err());
+    }
+
+    #[test]
+    fn sql_server_columns_and_origin_are_absent_unless_given() {
+        let bare = serde_json::to_value(SetInfo::default()).unwrap();
+        assert!(bare.get("FirstLSN").is_none() && bare.get("Device").is_none());
+        let row = SetInfo {
+            sql: Some(SqlServerSet::default()),
+            origin: Some(Origin {
+                device: "a.bak".into(),
+                media_set_id: None,
+            }),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(row).unwrap();
+        assert_eq!(v["Device"], "a.bak");
+        assert!(v["IsCopyOnly"].is_null() && v["MediaSetId"].is_null());
+        assert!(v.as_object().unwrap().contains_key("DifferentialBaseGUID"));
+    }
 
     #[test]
     fn bytes_past_the_end_are_a_problem_of_their_own_kind_where_they_begin() {
