@@ -9,10 +9,13 @@ use bak_core::list;
 use bak_core::report::{FileInfo, LabelInfo, SetInfo};
 use clap::Parser;
 
+mod tables;
+
 const EXAMPLES: &str = "Examples:
   bak-header /mnt/a/db.bak /mnt/b/db.bak          # one row per backup set (HEADERONLY)
   bak-header --labelonly /mnt/a/db.bak            # the media label of each device
   bak-header --filelist AdventureWorks.bak        # database files of a SQL Server backup
+  bak-header --tables --json pubs.bak             # user tables, row counts, columns
   bak-header --json nightly.bak | jq .BackupSize  # for CI: one JSON object per line
 
 On files only the headers, trailing records and back pointers are read; pipes are streamed.
@@ -34,6 +37,10 @@ struct Args {
     /// Print the database files of each backup set (FILELISTONLY; SQL Server backups).
     #[arg(long)]
     filelist: bool,
+    /// Print the user tables of a full database backup (SQL Server backups): schema, name, row
+    /// count, data pages and columns, read from the backup's pages.
+    #[arg(long, conflicts_with_all = ["labelonly", "filelist"])]
+    tables: bool,
     /// Only this backup set (HEADERONLY and FILELISTONLY; the label is the media's).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "labelonly")]
     file: Option<u32>,
@@ -112,6 +119,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let out = std::io::stdout();
     let mut out = out.lock();
     match open_media(&args.devices)? {
+        Media::Bak(_) if args.tables => {
+            anyhow::bail!("--tables is for SQL Server backups; bak media hold a stream, not a database")
+        }
         Media::Bak(devs) => {
             let n = devs.len();
             let cats = list::catalog_all(devs)?;
@@ -167,6 +177,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
             if args.labelonly {
                 let rows: Vec<LabelInfo> = devs.iter().map(|d| d.label()).collect();
                 render(&mut out, &rows, cols(LABEL_COLUMNS), format)?;
+            } else if args.tables {
+                return tables::list(&mut out, &devs, args.file, format);
             } else if args.filelist {
                 let rows = bak_mtf::file_list(&devs, args.file)?;
                 render(&mut out, &rows, cols(FILE_COLUMNS), format)?;

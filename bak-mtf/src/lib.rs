@@ -15,6 +15,7 @@
 mod check;
 mod config;
 mod csum;
+mod db;
 mod dblk;
 mod le;
 mod media;
@@ -23,6 +24,7 @@ mod walk;
 pub mod xpress;
 
 pub use csum::chunk_check;
+pub use db::{ColumnInfo, Database, TableInfo, Value};
 
 use std::io::Write;
 use std::path::Path;
