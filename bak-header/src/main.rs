@@ -120,7 +120,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let mut out = out.lock();
     match open_media(&args.devices)? {
         Media::Bak(_) if args.tables => {
-            anyhow::bail!("--tables is for SQL Server backups; bak media hold a stream, not a database")
+            anyhow::bail!(
+                "--tables is for SQL Server backups; bak media hold a stream, not a database"
+            )
         }
         Media::Bak(devs) => {
             let n = devs.len();

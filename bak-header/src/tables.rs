@@ -7,7 +7,14 @@ use bak_mtf::{Database, MtfDevice, TableInfo};
 use serde::Serialize;
 
 /// The columns of the table view.
-const TABLE_COLUMNS: &[&str] = &["Schema", "Table", "Rows", "DataPages", "Columns", "Unsupported"];
+const TABLE_COLUMNS: &[&str] = &[
+    "Schema",
+    "Table",
+    "Rows",
+    "DataPages",
+    "Columns",
+    "Unsupported",
+];
 
 /// A table as the table and CSV views show it: the columns in one line.
 #[derive(Serialize)]
@@ -52,7 +59,11 @@ pub fn list(
         Format::Json => render(out, &rows, &[], format)?,
         _ => {
             let flat: Vec<Flat<'_>> = rows.iter().map(flat).collect();
-            let cols: &[&str] = if format == Format::Table { TABLE_COLUMNS } else { &[] };
+            let cols: &[&str] = if format == Format::Table {
+                TABLE_COLUMNS
+            } else {
+                &[]
+            };
             render(out, &flat, cols, format)?;
         }
     }

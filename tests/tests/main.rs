@@ -40,3 +40,4 @@ mod sqlserver_fixtures;
 mod sqlserver_pipes;
 mod sqlserver_range;
 mod sqlserver_synthetic;
+mod sqlserver_tables;

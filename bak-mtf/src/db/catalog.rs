@@ -11,7 +11,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::page::{pfs_byte, pfs_page_of, slot_offset, Header, PageId, PFS_ALLOCATED, TYPE_BOOT, TYPE_DATA};
+use super::page::{
+    pfs_byte, pfs_page_of, slot_offset, Header, PageId, PFS_ALLOCATED, TYPE_BOOT, TYPE_DATA,
+};
 use super::record::{self, Record};
 use super::store::PageStore;
 use super::types::{self, ColType, Value};
@@ -151,7 +153,12 @@ impl Scanner {
     /// The data pages of allocation unit `au`, in the order a scan reads them: for a B-tree
     /// (`btree`), the leaf chain from its first page; then (and for a heap, only) every page of
     /// the store whose header names the unit, that PFS calls allocated, in page order.
-    pub fn data_pages(&mut self, store: &PageStore<'_>, au: &AllocUnit, btree: bool) -> CResult<Vec<PageId>> {
+    pub fn data_pages(
+        &mut self,
+        store: &PageStore<'_>,
+        au: &AllocUnit,
+        btree: bool,
+    ) -> CResult<Vec<PageId>> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         if btree && !au.first.is_null() {
@@ -160,7 +167,10 @@ impl Scanner {
                 if cur.is_null() || !seen.insert(cur) {
                     break;
                 }
-                let Some(p) = store.page(cur).map_err(|e| CatalogError::Damaged(e.to_string()))? else {
+                let Some(p) = store
+                    .page(cur)
+                    .map_err(|e| CatalogError::Damaged(e.to_string()))?
+                else {
                     self.notes.push(format!(
                         "page {cur} of allocation unit {} is not in the backup",
                         au.id
@@ -198,7 +208,10 @@ impl Scanner {
 /// partial set cannot tell).
 pub(crate) fn allocated(store: &PageStore<'_>, id: PageId) -> CResult<bool> {
     let pfs = PageId::new(id.file, pfs_page_of(id.page));
-    match store.page(pfs).map_err(|e| CatalogError::Damaged(e.to_string()))? {
+    match store
+        .page(pfs)
+        .map_err(|e| CatalogError::Damaged(e.to_string()))?
+    {
         Some(p) => Ok(pfs_byte(&p, id.page).is_none_or(|b| b & PFS_ALLOCATED != 0)),
         None => Ok(true),
     }
@@ -208,7 +221,10 @@ pub(crate) fn allocated(store: &PageStore<'_>, id: PageId) -> CResult<bool> {
 fn rows_of(store: &PageStore<'_>, pages: &[PageId]) -> CResult<Vec<Row>> {
     let mut out = Vec::new();
     for &id in pages {
-        let Some(p) = store.page(id).map_err(|e| CatalogError::Damaged(e.to_string()))? else {
+        let Some(p) = store
+            .page(id)
+            .map_err(|e| CatalogError::Damaged(e.to_string()))?
+        else {
             continue;
         };
         let Some(h) = Header::parse(&p) else { continue };
@@ -231,7 +247,10 @@ fn rows_of(store: &PageStore<'_>, pages: &[PageId]) -> CResult<Vec<Row>> {
 }
 
 fn damaged(r: &Row, what: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Damaged(format!("record {}:{} (slot {}): {what}", r.page.file, r.page.page, r.slot))
+    CatalogError::Damaged(format!(
+        "record {}:{} (slot {}): {what}",
+        r.page.file, r.page.page, r.slot
+    ))
 }
 
 /// The fixed-offset fields of a record, read by the bootstrap.
@@ -383,9 +402,9 @@ impl Named<'_, '_, '_, '_> {
 
 impl<'s, 'a> Reader<'s, 'a> {
     fn unit(&self, id: u64) -> CResult<&AllocUnit> {
-        self.units
-            .get(&id)
-            .ok_or_else(|| CatalogError::Missing(format!("allocation unit {id} is not in sysallocunits")))
+        self.units.get(&id).ok_or_else(|| {
+            CatalogError::Missing(format!("allocation unit {id} is not in sysallocunits"))
+        })
     }
 
     fn rows_of_unit(&mut self, au: &AllocUnit) -> CResult<Vec<Row>> {
@@ -538,7 +557,15 @@ impl<'s, 'a> Reader<'s, 'a> {
                 scale: int(8) as u8,
                 collation: int(9) as u32,
             };
-            out.push((int(0) as u32, int(1) as u16, int(2) as u32, name, ty, int(5) as u32, int(10) as u32));
+            out.push((
+                int(0) as u32,
+                int(1) as u16,
+                int(2) as u32,
+                name,
+                ty,
+                int(5) as u32,
+                int(10) as u32,
+            ));
         }
         for (id, number, colid, name, ..) in &out {
             if *number == 0 && *id < 100 {
@@ -615,13 +642,20 @@ impl<'s, 'a> Reader<'s, 'a> {
     }
 
     /// Rows of base table `obj` (index `idx`), read by column name.
-    fn named<T>(&mut self, obj: u32, idx: u16, mut each: impl FnMut(&Named<'_, '_, '_, '_>) -> CResult<Option<T>>) -> CResult<Vec<T>> {
+    fn named<T>(
+        &mut self,
+        obj: u32,
+        idx: u16,
+        mut each: impl FnMut(&Named<'_, '_, '_, '_>) -> CResult<Option<T>>,
+    ) -> CResult<Vec<T>> {
         let rows = self.base_rows(obj, idx)?;
         let layout = self
             .layouts
             .get(&base_unit(obj, idx))
             .cloned()
-            .ok_or_else(|| CatalogError::Missing(format!("no column layout for base table {obj}")))?;
+            .ok_or_else(|| {
+                CatalogError::Missing(format!("no column layout for base table {obj}"))
+            })?;
         let mut out = Vec::new();
         let rd: &Reader<'_, '_> = self;
         for r in &rows {
@@ -659,7 +693,9 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
     let first = match boot {
         Some(b) => {
             if Header::parse(&b).map(|h| h.kind) != Some(TYPE_BOOT) {
-                return Err(CatalogError::Damaged("page 1:9 is not the boot page".into()));
+                return Err(CatalogError::Damaged(
+                    "page 1:9 is not the boot page".into(),
+                ));
             }
             version = u16_at(&b, BOOT_VERSION);
             database = b.get(BOOT_DBNAME..BOOT_DBNAME + 256).map(|n| {
@@ -676,7 +712,10 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
             let unit = base_unit(SYSALLOCUNITS, 0);
             let mut first = None;
             for &id in store.unit_pages(unit) {
-                if let Some(p) = store.page(id).map_err(|e| CatalogError::Damaged(e.to_string()))? {
+                if let Some(p) = store
+                    .page(id)
+                    .map_err(|e| CatalogError::Damaged(e.to_string()))?
+                {
                     if Header::parse(&p).is_some_and(|h| h.prev.is_null() && h.kind == TYPE_DATA) {
                         first = Some(id);
                         break;
@@ -771,7 +810,9 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
             }
         }
         if sets.is_empty() {
-            unsupported.push("no heap or clustered rowset holds its rows (a memory-optimized table?)".into());
+            unsupported.push(
+                "no heap or clustered rowset holds its rows (a memory-optimized table?)".into(),
+            );
         }
         if let Some(c) = sets.iter().map(|r| r.compression).find(|c| *c != 0) {
             unsupported.push(match c {
@@ -795,8 +836,13 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
                 ty: ty.clone(),
                 nullable: status & 1 == 0,
                 identity: status & 4 != 0,
-                user_type: (*utype != u32::from(ty.xtype)).then(|| scalar.get(utype).cloned()).flatten(),
-                phys: layout.iter().find(|p| p.colid == *colid && !p.dropped).cloned(),
+                user_type: (*utype != u32::from(ty.xtype))
+                    .then(|| scalar.get(utype).cloned())
+                    .flatten(),
+                phys: layout
+                    .iter()
+                    .find(|p| p.colid == *colid && !p.dropped)
+                    .cloned(),
             })
             .collect();
         columns.sort_by_key(|c| c.colid);
@@ -810,14 +856,19 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
         }
         tables.push(Table {
             id,
-            schema: schemas.get(&nsid).cloned().unwrap_or_else(|| format!("schema{nsid}")),
+            schema: schemas
+                .get(&nsid)
+                .cloned()
+                .unwrap_or_else(|| format!("schema{nsid}")),
             name,
             rowsets: sets,
             columns,
             unsupported,
         });
     }
-    tables.sort_by(|a, b| (a.schema.as_str(), a.name.as_str()).cmp(&(b.schema.as_str(), b.name.as_str())));
+    tables.sort_by(|a, b| {
+        (a.schema.as_str(), a.name.as_str()).cmp(&(b.schema.as_str(), b.name.as_str()))
+    });
     Ok(Catalog {
         database,
         version,

@@ -162,14 +162,14 @@ mod tests {
     fn the_fixtures_collations_are_known() {
         // Ids from COLLATIONPROPERTY(name, 'CollationId'), seen in the fixtures' catalogs.
         let cases = [
-            (53256, 1252),     // Latin1_General_CI_AS
-            (53288, 1252),     // Modern_Spanish_CI_AS (pubs_UGR95)
-            (53267, 1250),     // Polish_CI_AS (the 2005 Northwind)
-            (4104, 1252),      // Latin1_General_CI_AS_KS_WS (SharePoint)
-            (872468488, 1252), // SQL_Latin1_General_CP1_CI_AS
-            (315656, 1252),    // Latin1_General_100_CI_AS_SC
+            (53256, 1252),      // Latin1_General_CI_AS
+            (53288, 1252),      // Modern_Spanish_CI_AS (pubs_UGR95)
+            (53267, 1250),      // Polish_CI_AS (the 2005 Northwind)
+            (4104, 1252),       // Latin1_General_CI_AS_KS_WS (SharePoint)
+            (872468488, 1252),  // SQL_Latin1_General_CP1_CI_AS
+            (315656, 1252),     // Latin1_General_100_CI_AS_SC
             (1778438152, 1251), // SQL_Latin1_General_CP1251_CI_AS
-            (536924168, 437),  // SQL_Latin1_General_CP437_CI_AS
+            (536924168, 437),   // SQL_Latin1_General_CP437_CI_AS
         ];
         for (id, cp) in cases {
             assert_eq!(charset(id), Charset::Known(CodePage(cp)), "{id}");

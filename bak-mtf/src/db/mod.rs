@@ -19,7 +19,7 @@ use bak_core::error::{Error, Location, Result};
 use bak_core::report::{Problem, ProblemKind};
 
 use crate::dblk::SSET_DIFFERENTIAL;
-use crate::{media_set, no_such_set, all_positions, MtfDevice};
+use crate::{all_positions, media_set, no_such_set, MtfDevice};
 use catalog::{Catalog, CatalogError, Scanner, Table};
 use page::{slot_offset, Header, PageId};
 use store::PageStore;
@@ -126,15 +126,27 @@ impl<'a> Database<'a> {
         let fams = media_set(devices, false)?;
         let position = match position {
             Some(p) => p,
-            None => *all_positions(&fams).first().ok_or_else(|| no_such_set(&fams, 1))?,
+            None => *all_positions(&fams)
+                .first()
+                .ok_or_else(|| no_such_set(&fams, 1))?,
         };
-        let holders: Vec<&MtfDevice> = fams.iter().filter(|d| d.set(position).is_some()).copied().collect();
+        let holders: Vec<&MtfDevice> = fams
+            .iter()
+            .filter(|d| d.set(position).is_some())
+            .copied()
+            .collect();
         let Some(&first) = holders.first() else {
             return Err(no_such_set(&fams, position));
         };
         let device = first.name();
-        let s = first.set(position).ok_or_else(|| no_such_set(&fams, position))?;
-        let letter = s.lead.as_ref().or(s.trail.as_ref()).and_then(|c| c.type_letter);
+        let s = first
+            .set(position)
+            .ok_or_else(|| no_such_set(&fams, position))?;
+        let letter = s
+            .lead
+            .as_ref()
+            .or(s.trail.as_ref())
+            .and_then(|c| c.type_letter);
         let what = if s.sset.attrs & SSET_DIFFERENTIAL != 0 || letter == Some(b'I') {
             Some("a differential backup: it carries only the extents changed since the full backup, so it has no whole catalog; read the full backup it is based on")
         } else if letter == Some(b'L') {
@@ -150,7 +162,10 @@ impl<'a> Database<'a> {
                 what: format!("backup set {position} is {what}"),
             });
         }
-        if holders.iter().any(|d| d.set(position).is_some_and(|s| d.is_encrypted(s))) {
+        if holders
+            .iter()
+            .any(|d| d.set(position).is_some_and(|s| d.is_encrypted(s)))
+        {
             return Err(Error::Unsupported {
                 device,
                 what: format!("backup set {position} is encrypted; this reader does not decrypt"),
@@ -170,7 +185,8 @@ impl<'a> Database<'a> {
             )
         });
         let (store, problems) = PageStore::build(&holders, position, partial.clone())?;
-        let catalog = catalog::read(&store).map_err(|e| catalog_error(&device, position, partial.as_deref(), e))?;
+        let catalog = catalog::read(&store)
+            .map_err(|e| catalog_error(&device, position, partial.as_deref(), e))?;
         Ok(Database {
             store,
             catalog,
@@ -216,7 +232,9 @@ impl<'a> Database<'a> {
                 .map_err(|e| catalog_error(&self.device, self.position, self.partial(), e))?;
             pages += list.len() as u64;
             for id in list {
-                let Some(p) = self.store.page(id)? else { continue };
+                let Some(p) = self.store.page(id)? else {
+                    continue;
+                };
                 let Some(h) = Header::parse(&p) else { continue };
                 let end = page::records_end(h.slots);
                 for slot in 0..h.slots {

@@ -95,10 +95,9 @@ impl<'p> Record<'p> {
         if fixed_end < 4 {
             return Err(bad("fixed part ends before it starts"));
         }
-        let columns = usize::from(
-            u16_at(bytes, fixed_end)
-                .ok_or_else(|| Malformed(format!("fixed part ({fixed_end} bytes) runs past the page")))?,
-        );
+        let columns = usize::from(u16_at(bytes, fixed_end).ok_or_else(|| {
+            Malformed(format!("fixed part ({fixed_end} bytes) runs past the page"))
+        })?);
         let mut at = fixed_end + 2;
         let nulls = if status & HAS_NULLS != 0 {
             let n = columns.div_ceil(8);
@@ -112,7 +111,9 @@ impl<'p> Record<'p> {
         };
         let mut var_ends = Vec::new();
         if status & HAS_VARS != 0 {
-            let n = usize::from(u16_at(bytes, at).ok_or_else(|| bad("variable column count runs past the page"))?);
+            let n = usize::from(
+                u16_at(bytes, at).ok_or_else(|| bad("variable column count runs past the page"))?,
+            );
             at += 2;
             let arr = bytes
                 .get(at..at + 2 * n)

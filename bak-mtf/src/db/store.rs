@@ -111,7 +111,8 @@ impl Builder<'_> {
             .enumerate()
             .filter_map(|(k, h)| {
                 let h = h.as_ref()?;
-                (h.id.page as usize % EXTENT == k).then(|| PageId::new(h.id.file, h.id.page - k as u32))
+                (h.id.page as usize % EXTENT == k)
+                    .then(|| PageId::new(h.id.file, h.id.page - k as u32))
             })
             .collect();
         cands.sort_unstable();
@@ -310,7 +311,12 @@ impl<'a> PageStore<'a> {
 
     /// Every placed page id of file `file`, in page order.
     pub fn file_pages(&self, file: u16) -> Vec<PageId> {
-        let mut v: Vec<PageId> = self.pages.keys().filter(|p| p.file == file).copied().collect();
+        let mut v: Vec<PageId> = self
+            .pages
+            .keys()
+            .filter(|p| p.file == file)
+            .copied()
+            .collect();
         v.sort_unstable();
         v
     }

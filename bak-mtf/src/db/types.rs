@@ -142,11 +142,34 @@ pub(crate) fn unsupported(t: &ColType) -> Option<String> {
         x::XML => "xml".into(),
         x::CLR => "a CLR type (hierarchyid, geometry, geography or a user CLR type)".into(),
         x::SQL_VARIANT => "sql_variant".into(),
-        x::IMAGE | x::TEXT | x::NTEXT | x::GUID | x::DATE | x::TIME | x::DATETIME2
-        | x::DATETIMEOFFSET | x::TINYINT | x::SMALLINT | x::INT | x::SMALLDATETIME | x::REAL
-        | x::MONEY | x::DATETIME | x::FLOAT | x::BIT | x::DECIMAL | x::NUMERIC
-        | x::SMALLMONEY | x::BIGINT | x::VARBINARY | x::VARCHAR | x::BINARY | x::CHAR
-        | x::TIMESTAMP | x::NVARCHAR | x::NCHAR => {
+        x::IMAGE
+        | x::TEXT
+        | x::NTEXT
+        | x::GUID
+        | x::DATE
+        | x::TIME
+        | x::DATETIME2
+        | x::DATETIMEOFFSET
+        | x::TINYINT
+        | x::SMALLINT
+        | x::INT
+        | x::SMALLDATETIME
+        | x::REAL
+        | x::MONEY
+        | x::DATETIME
+        | x::FLOAT
+        | x::BIT
+        | x::DECIMAL
+        | x::NUMERIC
+        | x::SMALLMONEY
+        | x::BIGINT
+        | x::VARBINARY
+        | x::VARCHAR
+        | x::BINARY
+        | x::CHAR
+        | x::TIMESTAMP
+        | x::NVARCHAR
+        | x::NCHAR => {
             if matches!(t.xtype, x::CHAR | x::VARCHAR | x::TEXT) {
                 match collation::charset(t.collation) {
                     Charset::Known(cp) if cp.encoding().is_some() => return None,
@@ -303,7 +326,9 @@ fn time_of(b: &[u8], scale: u8) -> Result<(u64, u64), BadValue> {
     let per = 10u64.pow(u32::from(scale.min(7)));
     let secs = units / per;
     if secs >= 86_400 {
-        return Err(BadValue(format!("time {units} x 10^-{scale} s is past midnight")));
+        return Err(BadValue(format!(
+            "time {units} x 10^-{scale} s is past midnight"
+        )));
     }
     Ok((secs, units % per))
 }
@@ -368,7 +393,9 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
             // 1/300 s ticks, shown to the millisecond as SQL Server rounds them.
             let ms = (ticks * 10 + 1) / 3;
             if ms >= 86_400_000 {
-                return Err(BadValue(format!("datetime time part {ticks} is past midnight")));
+                return Err(BadValue(format!(
+                    "datetime time part {ticks} is past midnight"
+                )));
             }
             let d = day(date1900(), days)?;
             Value::Time(format!("{} {}", ymd(d), hms(ms / 1000, ms % 1000, 3)))
@@ -378,9 +405,15 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
             let mins = u64::from(u16::from_le_bytes([s[0], s[1]]));
             let days = i64::from(u16::from_le_bytes([s[2], s[3]]));
             if mins >= 1440 {
-                return Err(BadValue(format!("smalldatetime minute {mins} is past midnight")));
+                return Err(BadValue(format!(
+                    "smalldatetime minute {mins} is past midnight"
+                )));
             }
-            Value::Time(format!("{} {}", ymd(day(date1900(), days)?), hms(mins * 60, 0, 0)))
+            Value::Time(format!(
+                "{} {}",
+                ymd(day(date1900(), days)?),
+                hms(mins * 60, 0, 0)
+            ))
         }
         x::DATE => Value::Time(ymd(day(date0(), int_le(need(3)?) as i64)?)),
         x::TIME => {
@@ -394,7 +427,11 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
             let (secs, frac) = time_of(&s[..tl], t.scale)?;
             let days = int_le(&s[tl..tl + 3]) as i64;
             if t.xtype == x::DATETIME2 {
-                Value::Time(format!("{} {}", ymd(day(date0(), days)?), hms(secs, frac, t.scale)))
+                Value::Time(format!(
+                    "{} {}",
+                    ymd(day(date0(), days)?),
+                    hms(secs, frac, t.scale)
+                ))
             } else {
                 // Stored in UTC, with the offset in minutes: shown in its own zone.
                 let off = i64::from(i16::from_le_bytes([s[tl + 3], s[tl + 4]]));
@@ -425,7 +462,10 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
         x::NCHAR | x::NVARCHAR | x::NTEXT => Value::Text(crate::le::utf16le(b)),
         x::CHAR | x::VARCHAR | x::TEXT => match collation::charset(t.collation) {
             Charset::Known(cp) => Value::Text(collation::decode(cp, b).ok_or_else(|| {
-                BadValue(format!("text in code page {}, which this reader does not decode", cp.0))
+                BadValue(format!(
+                    "text in code page {}, which this reader does not decode",
+                    cp.0
+                ))
             })?),
             Charset::Unknown(why) => return Err(BadValue(why)),
         },
@@ -490,15 +530,21 @@ mod tests {
         assert_eq!(v(&t(x::VARBINARY, 10, 0, 0), &[0x47, 0x0a]), "0x470A");
         assert_eq!(v(&t(x::NVARCHAR, 20, 0, 0), &[b'h', 0, b'i', 0]), "hi");
         assert_eq!(
-            v(&t(x::GUID, 16, 0, 0), &[
-                0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
-                0xee, 0xff
-            ]),
+            v(
+                &t(x::GUID, 16, 0, 0),
+                &[
+                    0x33, 0x22, 0x11, 0x00, 0x55, 0x44, 0x77, 0x66, 0x88, 0x99, 0xaa, 0xbb, 0xcc,
+                    0xdd, 0xee, 0xff
+                ]
+            ),
             "00112233-4455-6677-8899-AABBCCDDEEFF"
         );
         // time(7) 12:00:00.5.
         let u: u64 = 12 * 3600 * 10_000_000 + 5_000_000;
-        assert_eq!(v(&t(x::TIME, 5, 16, 7), &u.to_le_bytes()[..5]), "12:00:00.5000000");
+        assert_eq!(
+            v(&t(x::TIME, 5, 16, 7), &u.to_le_bytes()[..5]),
+            "12:00:00.5000000"
+        );
         // Short bytes are an error, not a panic.
         assert!(decode(&t(x::BIGINT, 8, 19, 0), &[1, 2]).is_err());
         assert!(decode(&t(x::DATETIME, 8, 23, 3), &[0xff; 8]).is_err());
