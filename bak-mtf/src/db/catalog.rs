@@ -28,6 +28,8 @@ pub(crate) enum CatalogError {
     Damaged(String),
     /// Laid out in a way this reader does not know.
     Unknown(String),
+    /// The pages are not those of a database: no boot page, no catalog page.
+    NotADatabase(String),
 }
 
 type CResult<T> = Result<T, CatalogError>;
@@ -693,8 +695,8 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
     let first = match boot {
         Some(b) => {
             if Header::parse(&b).map(|h| h.kind) != Some(TYPE_BOOT) {
-                return Err(CatalogError::Damaged(
-                    "page 1:9 is not the boot page".into(),
+                return Err(CatalogError::NotADatabase(
+                    "page 1:9 is not a boot page".into(),
                 ));
             }
             version = u16_at(&b, BOOT_VERSION);
@@ -725,11 +727,19 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
             rd.scan
                 .notes
                 .push("the boot page (1:9) is not in the backup; sysallocunits was found by its page headers".into());
-            first.ok_or_else(|| {
-                CatalogError::Missing(
-                    "neither the boot page (1:9) nor the first page of sysallocunits is in the backup".into(),
-                )
-            })?
+            match first {
+                Some(f) => f,
+                None if store.unit_pages(unit).is_empty() => {
+                    return Err(CatalogError::NotADatabase(
+                        "neither a boot page (1:9) nor a page of sysallocunits is in the data stream".into(),
+                    ))
+                }
+                None => {
+                    return Err(CatalogError::Missing(
+                        "the first page of sysallocunits is not in the backup".into(),
+                    ))
+                }
+            }
         }
     };
     rd.alloc_units(first)?;

@@ -8,8 +8,10 @@
 
 mod catalog;
 mod collation;
+mod lob;
 pub(crate) mod page;
 mod record;
+mod rows;
 mod store;
 mod types;
 
@@ -24,6 +26,7 @@ use catalog::{Catalog, CatalogError, Scanner, Table};
 use page::{slot_offset, Header, PageId};
 use store::PageStore;
 
+pub use rows::{RowFormat, RowsOutcome};
 pub use types::Value;
 
 /// One column of a table, as `bak-header --tables --json` lists it.
@@ -95,11 +98,19 @@ pub struct Database<'a> {
     problems: Vec<Problem>,
 }
 
-fn catalog_error(device: &str, position: u32, partial: Option<&str>, e: CatalogError) -> Error {
+pub(crate) fn catalog_error(
+    device: &str,
+    position: u32,
+    partial: Option<&str>,
+    e: CatalogError,
+) -> Error {
     let at = Location::device(device).set(position);
     // Without every family, any part of the catalog may be missing: incomplete, not unknown.
     let e = match (partial, e) {
-        (Some(_), CatalogError::Unknown(w) | CatalogError::Damaged(w)) => CatalogError::Missing(w),
+        (
+            Some(_),
+            CatalogError::Unknown(w) | CatalogError::Damaged(w) | CatalogError::NotADatabase(w),
+        ) => CatalogError::Missing(w),
         (_, e) => e,
     };
     match e {
@@ -111,6 +122,10 @@ fn catalog_error(device: &str, position: u32, partial: Option<&str>, e: CatalogE
             },
         ),
         CatalogError::Damaged(what) => Error::corrupt(at, format!("the catalog is damaged: {what}")),
+        CatalogError::NotADatabase(what) => Error::Unsupported {
+            device: device.to_string(),
+            what: format!("backup set {position}: its data stream holds no database this reader can read: {what}"),
+        },
         CatalogError::Unknown(what) => Error::Unsupported {
             device: device.to_string(),
             what: format!("backup set {position}: the catalog is laid out in a way this reader does not know: {what}"),
@@ -304,7 +319,30 @@ impl<'a> Database<'a> {
     }
 
     #[allow(dead_code)]
-    fn page(&self, id: PageId) -> Result<Option<Vec<u8>>> {
+    fn page_bytes(&self, id: PageId) -> Result<Option<Vec<u8>>> {
         self.store.page(id)
+    }
+}
+
+/// What bak-verify holds against the tables of set `position` of a whole media set: a table
+/// whose catalog row count differs from the rows on its pages, or a catalog that cannot be read.
+/// Nothing for a set that has no whole catalog (differential, log) or one this reader does not
+/// know (`Err` only for I/O).
+pub(crate) fn table_problems(devices: &[MtfDevice], position: u32) -> Result<Vec<Problem>> {
+    match Database::open(devices, Some(position)) {
+        Ok(db) => match db.check_tables() {
+            Ok(p) => Ok(p),
+            Err(e) if e.is_media_damage() => Ok(vec![Problem::from_error(
+                &Location::device(db.device.clone()).set(position),
+                &e,
+            )]),
+            Err(e) => Err(e),
+        },
+        Err(e) if e.is_media_damage() => Ok(vec![Problem::from_error(
+            &Location::device(devices.first().map(|d| d.name()).unwrap_or_default()).set(position),
+            &e,
+        )]),
+        Err(Error::Unsupported { .. } | Error::UnsupportedVersion { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
     }
 }

@@ -370,11 +370,7 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
             Value::Float(f64::from_le_bytes(a))
         }
         x::MONEY => {
-            // Two u32 halves, the high one first.
-            let s = need(8)?;
-            let hi = i64::from(i32::from_le_bytes([s[0], s[1], s[2], s[3]]));
-            let lo = i64::from(u32::from_le_bytes([s[4], s[5], s[6], s[7]]));
-            let v = (hi << 32) | lo;
+            let v = i(8)?;
             Value::Exact(scaled(v < 0, u128::from(v.unsigned_abs()), 4))
         }
         x::SMALLMONEY => {
@@ -387,9 +383,10 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
             Value::Exact(scaled(s[0] == 0, mag, t.scale))
         }
         x::DATETIME => {
-            let days = i(4)?;
+            // The time (1/300 s ticks since midnight), then the days since 1900-01-01.
             let s = need(8)?;
-            let ticks = u64::from(u32::from_le_bytes([s[4], s[5], s[6], s[7]]));
+            let ticks = u64::from(u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+            let days = i64::from(i32::from_le_bytes([s[4], s[5], s[6], s[7]]));
             // 1/300 s ticks, shown to the millisecond as SQL Server rounds them.
             let ms = (ticks * 10 + 1) / 3;
             if ms >= 86_400_000 {
@@ -501,15 +498,15 @@ mod tests {
         let v = |ty: &ColType, b: &[u8]| decode(ty, b).unwrap().text().unwrap();
         assert_eq!(v(&t(x::INT, 4, 10, 0), &(-5i32).to_le_bytes()), "-5");
         assert_eq!(v(&t(x::SMALLINT, 2, 5, 0), &(-2i16).to_le_bytes()), "-2");
-        // money 19.99: 199900 ten-thousandths, high half first.
-        let m: i64 = 199_900;
-        let mut b = ((m >> 32) as i32).to_le_bytes().to_vec();
-        b.extend_from_slice(&(m as u32).to_le_bytes());
-        assert_eq!(v(&t(x::MONEY, 8, 19, 4), &b), "19.9900");
-        let m: i64 = -12_345;
-        let mut b = ((m >> 32) as i32).to_le_bytes().to_vec();
-        b.extend_from_slice(&(m as u32).to_le_bytes());
-        assert_eq!(v(&t(x::MONEY, 8, 19, 4), &b), "-1.2345");
+        // money 19.99: 199900 ten-thousandths.
+        assert_eq!(
+            v(&t(x::MONEY, 8, 19, 4), &199_900i64.to_le_bytes()),
+            "19.9900"
+        );
+        assert_eq!(
+            v(&t(x::MONEY, 8, 19, 4), &(-12_345i64).to_le_bytes()),
+            "-1.2345"
+        );
         // decimal(10,2) -123.45: sign 0, magnitude 12345 in 8 bytes.
         let mut d = vec![0u8];
         d.extend_from_slice(&12345u64.to_le_bytes());
@@ -517,12 +514,12 @@ mod tests {
         let mut d = vec![1u8];
         d.extend_from_slice(&5u32.to_le_bytes());
         assert_eq!(v(&t(x::NUMERIC, 5, 5, 3), &d), "0.005");
-        // datetime 1996-07-04 00:00:00: 35248 days after 1900-01-01.
-        let mut dt = 35248i32.to_le_bytes().to_vec();
-        dt.extend_from_slice(&0u32.to_le_bytes());
+        // datetime 1996-07-04 00:00:00: the time (ticks), then 35248 days after 1900-01-01.
+        let mut dt = 0u32.to_le_bytes().to_vec();
+        dt.extend_from_slice(&35248i32.to_le_bytes());
         assert_eq!(v(&t(x::DATETIME, 8, 23, 3), &dt), "1996-07-04 00:00:00");
-        let mut dt = 0i32.to_le_bytes().to_vec();
-        dt.extend_from_slice(&(300u32 * 3661 + 1).to_le_bytes());
+        let mut dt = (300u32 * 3661 + 1).to_le_bytes().to_vec();
+        dt.extend_from_slice(&0i32.to_le_bytes());
         assert_eq!(v(&t(x::DATETIME, 8, 23, 3), &dt), "1900-01-01 01:01:01.003");
         // date 0001-01-03.
         assert_eq!(v(&t(x::DATE, 3, 10, 0), &[2, 0, 0]), "0001-01-03");
