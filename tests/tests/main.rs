@@ -39,5 +39,6 @@ mod sqlserver_damage;
 mod sqlserver_fixtures;
 mod sqlserver_pipes;
 mod sqlserver_range;
+mod sqlserver_rows;
 mod sqlserver_synthetic;
 mod sqlserver_tables;

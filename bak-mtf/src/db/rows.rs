@@ -115,7 +115,10 @@ impl Database<'_> {
         let Some(v) = rec.var(usize::from(p.offset.unsigned_abs())) else {
             return Ok(Value::Null);
         };
-        let bytes = if c.ty.is_lob() {
+        // A 16-byte complex column is a text pointer: text, ntext and image always, the (max)
+        // types with "large value types out of row" (SharePoint's); an in-row root is 12 bytes
+        // and 12 per fragment, never 16.
+        let bytes = if c.ty.is_lob() || (v.complex && v.bytes.len() == 16) {
             lob::text_pointer(&self.store, v.bytes)?
         } else if v.complex {
             lob::in_row_root(&self.store, v.bytes)?
