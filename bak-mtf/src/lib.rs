@@ -24,7 +24,9 @@ mod walk;
 pub mod xpress;
 
 pub use csum::chunk_check;
-pub use db::{ColumnInfo, Database, RowFormat, RowsOutcome, TableInfo, Value};
+pub use db::{
+    ColumnInfo, DataFile, Database, FileOutcome, RowFormat, RowsOutcome, TableInfo, Value,
+};
 
 use std::io::Write;
 use std::path::Path;

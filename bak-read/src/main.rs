@@ -7,6 +7,7 @@ use bak_cli::{open_media, Inputs, Media, Output, OutputOptions};
 use bak_core::{restore, RestoreOptions};
 use clap::Parser;
 
+mod files;
 mod table;
 
 const EXAMPLES: &str = "Examples:
@@ -15,6 +16,7 @@ const EXAMPLES: &str = "Examples:
   ssh host 'cat etc.bak' | bak-read - | tar t
   bak-read --table dbo.authors pubs.bak > authors.csv     # a table's rows (SQL Server)
   bak-read --table 'dbo.Order Details' --format jsonl nw.bak
+  bak-read --restore-files /srv/restored --move pubs_log=/dev/null pubs.bak
 
 Devices may be given in any order; each is recognised by its media header.
 
@@ -38,8 +40,8 @@ struct Args {
     /// Write to this file instead of standard output (refused when it exists, unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Replace the --output file when it exists.
-    #[arg(short, long, requires = "output")]
+    /// Replace the --output file (or, with --restore-files, the data files) when it exists.
+    #[arg(short, long)]
     force: bool,
     /// Keep what was written to the --output file when the restore fails or is interrupted
     /// (it is removed otherwise).
@@ -85,6 +87,14 @@ struct Args {
     /// How --table writes rows: csv (NULL an empty field) or jsonl (one JSON object a line).
     #[arg(long, value_name = "FORMAT", default_value = "csv", value_parser = ["csv", "jsonl"], requires = "table")]
     format: String,
+    /// SQL Server full backups: write every data file of the set into DIR, named by the base
+    /// name of its PhysicalName, at its full size, each page at page id x 8192 (the data as of
+    /// the backup, without the log applied). An existing file is replaced only with --force.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "table", "mtf", "list_streams", "continue_after_error"])]
+    restore_files: Option<PathBuf>,
+    /// With --restore-files: write data file LOGICAL to PATH instead (repeatable).
+    #[arg(long = "move", value_name = "LOGICAL=PATH", requires = "restore_files", value_parser = files::parse_move)]
+    moves: Vec<(String, PathBuf)>,
 }
 
 /// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
@@ -160,7 +170,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         use std::io::IsTerminal;
         let to_stdout = args.output.as_ref().is_none_or(|p| p.as_os_str() == "-");
         anyhow::ensure!(
-            args.list_streams || args.table.is_some() || !to_stdout || !std::io::stdout().is_terminal(),
+            args.list_streams || args.table.is_some() || args.restore_files.is_some() || !to_stdout || !std::io::stdout().is_terminal(),
             "refusing to write the restored bytes to a terminal; redirect standard output or give -o FILE"
         );
     }
@@ -179,6 +189,22 @@ fn run(args: Args) -> anyhow::Result<u8> {
     // The output is refused now if it is one of the devices or exists without --force: before
     // any device is read, and so before anything could be lost.
     let inputs = Inputs::devices(&args.devices);
+    if let Some(dir) = &args.restore_files {
+        let media = open_media(&args.devices)?;
+        bak_cli::announce("bak-read", &media, args.quiet);
+        let Media::Mtf(devs) = media else {
+            anyhow::bail!("--restore-files is for SQL Server backups; bak media hold a stream, not database files");
+        };
+        return files::restore(
+            &devs,
+            args.file,
+            dir,
+            &args.moves,
+            args.force,
+            &inputs,
+            args.quiet,
+        );
+    }
     let output = if args.list_streams {
         inputs.check_stdout()?;
         None

@@ -36,6 +36,7 @@ mod short_reads;
 mod sqlserver_checksums;
 mod sqlserver_cli;
 mod sqlserver_damage;
+mod sqlserver_files;
 mod sqlserver_fixtures;
 mod sqlserver_pipes;
 mod sqlserver_range;

@@ -128,7 +128,7 @@ pub(crate) struct Table {
 }
 
 /// The catalog.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Catalog {
     pub database: Option<String>,
     /// dbi_version of the boot page (611 = SQL Server 2005, 904 = 2019 ...).
@@ -137,6 +137,9 @@ pub(crate) struct Catalog {
     /// Notes on what could not be read (a partial set): pages missing from chains.
     pub notes: Vec<String>,
 }
+
+/// A syscolpars row: (id, number, colid, name, type, utype, status).
+type ColPar = (u32, u16, u32, String, ColType, u32, u32);
 
 /// A record copied out of its page, with where it lay.
 struct Row {
@@ -509,7 +512,7 @@ impl<'s, 'a> Reader<'s, 'a> {
 
     /// syscolpars, by its hard-coded column ids (checked against its own rows): the names of
     /// every base table's columns.
-    fn base_names(&mut self) -> CResult<Vec<(u32, u16, u32, String, ColType, u32, u32)>> {
+    fn base_names(&mut self) -> CResult<Vec<ColPar>> {
         const COLS: [(u32, &str); 11] = [
             (1, "id"),
             (2, "number"),

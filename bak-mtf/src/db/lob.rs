@@ -133,7 +133,7 @@ pub(crate) fn in_row_root(store: &PageStore<'_>, b: &[u8]) -> Result<Vec<u8>, St
             "in-row root of type {kind}, which this reader does not know"
         ));
     }
-    if b.len() < 12 || (b.len() - 12) % 12 != 0 {
+    if b.len() < 12 || !(b.len() - 12).is_multiple_of(12) {
         return Err(format!("in-row root of {} bytes", b.len()));
     }
     let mut out = Vec::new();

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod collation;
+mod files;
 mod lob;
 pub(crate) mod page;
 mod record;
@@ -26,6 +27,7 @@ use catalog::{Catalog, CatalogError, Scanner, Table};
 use page::{slot_offset, Header, PageId};
 use store::PageStore;
 
+pub use files::{DataFile, FileOutcome};
 pub use rows::{RowFormat, RowsOutcome};
 pub use types::Value;
 
@@ -138,6 +140,20 @@ impl<'a> Database<'a> {
     /// family or some (then the database is partial: what the given families' pages hold).
     /// A differential or log backup has no whole catalog and is refused as unsupported.
     pub fn open(devices: &'a [MtfDevice], position: Option<u32>) -> Result<Database<'a>> {
+        Self::open_with(devices, position, true)
+    }
+
+    /// [`Database::open`] for the pages alone (`--restore-files`): the catalog is read when it
+    /// can be, and a catalog that cannot be read (a lone stripe) is no error.
+    pub fn open_pages(devices: &'a [MtfDevice], position: Option<u32>) -> Result<Database<'a>> {
+        Self::open_with(devices, position, false)
+    }
+
+    fn open_with(
+        devices: &'a [MtfDevice],
+        position: Option<u32>,
+        need_catalog: bool,
+    ) -> Result<Database<'a>> {
         let fams = media_set(devices, false)?;
         let position = match position {
             Some(p) => p,
@@ -200,8 +216,16 @@ impl<'a> Database<'a> {
             )
         });
         let (store, problems) = PageStore::build(&holders, position, partial.clone())?;
-        let catalog = catalog::read(&store)
-            .map_err(|e| catalog_error(&device, position, partial.as_deref(), e))?;
+        let catalog = match catalog::read(&store) {
+            Ok(c) => c,
+            Err(e) if need_catalog => {
+                return Err(catalog_error(&device, position, partial.as_deref(), e))
+            }
+            Err(e) => Catalog {
+                notes: vec![catalog_error(&device, position, partial.as_deref(), e).to_string()],
+                ..Default::default()
+            },
+        };
         Ok(Database {
             store,
             catalog,
@@ -225,6 +249,11 @@ impl<'a> Database<'a> {
     /// The database name the boot page gives.
     pub fn name(&self) -> Option<&str> {
         self.catalog.database.as_deref()
+    }
+
+    /// The boot page's dbi_version (611 SQL Server 2005, 661 2008 R2, 904 2019 ...).
+    pub fn version(&self) -> Option<u16> {
+        self.catalog.version
     }
 
     /// Notes on what could not be read: pages missing from the catalog's chains.

@@ -207,19 +207,6 @@ pub(crate) mod testkit {
         }
         p
     }
-
-    /// Set the next-page pointer.
-    pub fn link(p: &mut [u8], next: PageId) {
-        p[16..20].copy_from_slice(&next.page.to_le_bytes());
-        p[20..22].copy_from_slice(&next.file.to_le_bytes());
-    }
-
-    /// Seal with a checksum.
-    pub fn seal(p: &mut [u8]) {
-        p[4..6].copy_from_slice(&FLAG_CHECKSUM.to_le_bytes());
-        let c = crate::pages::page_checksum(p).unwrap_or(0);
-        p[60..64].copy_from_slice(&c.to_le_bytes());
-    }
 }
 
 #[cfg(test)]

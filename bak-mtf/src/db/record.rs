@@ -64,7 +64,6 @@ pub(crate) struct Malformed(pub String);
 #[derive(Debug, Clone)]
 pub(crate) struct Record<'p> {
     pub bytes: &'p [u8],
-    pub kind: Kind,
     /// End of the fixed part (offset of the column count).
     pub fixed_end: usize,
     /// Columns the record says it has.
@@ -90,7 +89,6 @@ impl<'p> Record<'p> {
     pub fn parse(bytes: &'p [u8]) -> Result<Record<'p>, Malformed> {
         let bad = |what: &str| Malformed(what.to_string());
         let status = *bytes.first().ok_or_else(|| bad("empty record"))?;
-        let kind = Kind::of(status);
         let fixed_end = usize::from(u16_at(bytes, 2).ok_or_else(|| bad("record cut short"))?);
         if fixed_end < 4 {
             return Err(bad("fixed part ends before it starts"));
@@ -138,20 +136,12 @@ impl<'p> Record<'p> {
         }
         Ok(Record {
             bytes,
-            kind,
             fixed_end,
             columns,
             nulls,
             var_start: at,
             var_ends,
         })
-    }
-
-    /// Length of the record (to the end of its last variable column).
-    pub fn len(&self) -> usize {
-        self.var_ends
-            .last()
-            .map_or(self.var_start, |e| usize::from(e & 0x7fff))
     }
 
     /// Whether column `nullbit` (counted from 1) is NULL: its bit is set, or the record was
@@ -197,11 +187,6 @@ impl<'p> Record<'p> {
             complex: e & 0x8000 != 0,
         })
     }
-
-    /// Number of variable columns stored.
-    pub fn vars(&self) -> usize {
-        self.var_ends.len()
-    }
 }
 
 #[cfg(test)]
@@ -245,7 +230,6 @@ mod tests {
     fn a_record_reads_back() {
         let r = record(&[1, 0, 0, 0, 7], 4, &[3], &[b"abc", b"", b"xy"]);
         let p = Record::parse(&r).unwrap();
-        assert_eq!(p.kind, Kind::Primary);
         assert_eq!(p.fixed(4, 4), Some(&[1, 0, 0, 0][..]));
         assert_eq!(p.fixed(8, 1), Some(&[7][..]));
         assert_eq!(p.fixed(8, 2), None);
@@ -256,7 +240,6 @@ mod tests {
         assert_eq!(p.var(2).unwrap().bytes, b"");
         assert_eq!(p.var(3).unwrap().bytes, b"xy");
         assert_eq!(p.var(4), None);
-        assert_eq!(p.len(), r.len());
         assert!(is_row(&r));
     }
 

@@ -294,11 +294,6 @@ impl<'a> PageStore<'a> {
         ))
     }
 
-    /// Whether the store holds page `id`.
-    pub fn has(&self, id: PageId) -> bool {
-        self.pages.contains_key(&id)
-    }
-
     /// Where page `id` lies, when placed.
     pub fn loc(&self, id: PageId) -> Option<&Loc> {
         self.pages.get(&id)
@@ -371,10 +366,5 @@ impl<'a> PageStore<'a> {
             untear(&mut p);
         }
         Ok(Some(p))
-    }
-
-    /// Number of pages placed.
-    pub fn len(&self) -> usize {
-        self.pages.len()
     }
 }
