@@ -11,12 +11,15 @@ use bak_core::list;
 use bak_core::report::{FileInfo, LabelInfo, SetInfo};
 use clap::Parser;
 
+mod tables;
+
 const EXAMPLES: &str = "Examples:
   bak-header /mnt/a/db.bak /mnt/b/db.bak          # one row per backup set (HEADERONLY)
   bak-header /backups/*.bak                       # every set of every file, by media set
   bak-header --chain /backups/*.bak /backups/*.trn  # the restore sequence of each database
   bak-header --labelonly /mnt/a/db.bak            # the media label of each device
   bak-header --filelist AdventureWorks.bak        # database files of a SQL Server backup
+  bak-header --tables --json pubs.bak             # user tables, row counts, columns
   bak-header --json nightly.bak | jq .BackupSize  # for CI: one JSON object per line
 
 Devices may belong to different media sets: each row names its device and media set. A device
@@ -41,6 +44,10 @@ struct Args {
     /// Print the database files of each backup set (FILELISTONLY; SQL Server backups).
     #[arg(long)]
     filelist: bool,
+    /// Print the user tables of a full database backup (SQL Server backups): schema, name, row
+    /// count, data pages and columns, read from the backup's pages.
+    #[arg(long, conflicts_with_all = ["labelonly", "filelist"])]
+    tables: bool,
     /// Only this backup set (HEADERONLY and FILELISTONLY; the label is the media's).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "labelonly")]
     file: Option<u32>,
@@ -171,6 +178,27 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let out = std::io::stdout();
     let mut out = out.lock();
     let table = format == Format::Table && !args.all_columns;
+    if args.tables {
+        let mut mtf = sets.iter().filter_map(|s| match s {
+            MediaSet::Mtf(devs) => Some(devs),
+            MediaSet::Bak(_) => None,
+        });
+        if sets.iter().any(|s| matches!(s, MediaSet::Bak(_))) {
+            anyhow::bail!(
+                "--tables is for SQL Server backups; bak media hold a stream, not a database"
+            );
+        }
+        if sets.len() > 1 {
+            anyhow::bail!("--tables lists one media set at a time; the devices given hold {}", sets.len());
+        }
+        return match mtf.next() {
+            Some(devs) => {
+                let code = tables::list(&mut out, devs, args.file, format)?;
+                Ok(code.max(o.code))
+            }
+            None => Ok(o.code),
+        };
+    }
     if args.labelonly {
         let rows = labels(&sets);
         if !rows.is_empty() || o.code == EXIT_OK {

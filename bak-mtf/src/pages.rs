@@ -6,8 +6,9 @@
 //! stale bytes can be a whole old page with a valid header and checksum naming another extent
 //! (cmp2014_sharepoint_2sets.bak: slots 338..343 hold old copies of pages 18..23). So a page
 //! is judged only when its header looks like a page header (version 1, a known page type, a file
-//! id of the set), and then: when it carries a checksum (flag 0x200) the checksum must hold, and
-//! its page id must fit its slot. The checksum algorithm was confirmed on every checksummed
+//! id of the set), and then: when it carries a checksum (flag 0x200) the checksum must hold, when
+//! it carries torn-page bits (flag 0x100) every sector must carry their pattern, and its page id
+//! must fit its slot. The checksum algorithm was confirmed on every checksummed
 //! page of the fixtures.
 
 use bak_core::error::Result;
@@ -87,6 +88,19 @@ pub(crate) fn check_page(p: &[u8], slot: u64, off: u64, fids: &[u16]) -> Option<
                 });
             }
         }
+    }
+    if flags & FLAG_CHECKSUM == 0
+        && flags & crate::db::page::FLAG_TORN != 0
+        && !crate::db::page::torn_bits_hold(p)
+    {
+        return Some(PageProblem {
+            off,
+            what: format!(
+                "database page {fid}:{pid} is torn: a sector does not carry its torn-page bits"
+            ),
+            expected: Some(format!("pattern {:#04b} in every sector", p[60] & 3)),
+            found: None,
+        });
     }
     (u64::from(pid) % EXTENT_PAGES != slot).then(|| PageProblem {
         off,

@@ -7,10 +7,16 @@ use bak_cli::{open_media, Inputs, Media, Output, OutputOptions};
 use bak_core::{restore, RestoreOptions};
 use clap::Parser;
 
+mod files;
+mod table;
+
 const EXAMPLES: &str = "Examples:
   bak-read /mnt/c/db.bak /mnt/a/db.bak /mnt/b/db.bak | psql mydb_copy
   bak-read --file 2 nightly.bak > set2.tar
   ssh host 'cat etc.bak' | bak-read - | tar t
+  bak-read --table dbo.authors pubs.bak > authors.csv     # a table's rows (SQL Server)
+  bak-read --table 'dbo.Order Details' --format jsonl nw.bak
+  bak-read --restore-files /srv/restored --move pubs_log=/dev/null pubs.bak
   bak-read --identity ~/.config/bak/key.txt etc.bak | tar t      # an encrypted set
 
 An encrypted set opens with --identity (an age identity file) or --passphrase-file; without
@@ -40,8 +46,8 @@ struct Args {
     /// Write to this file instead of standard output (refused when it exists, unless --force).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Replace the --output file when it exists.
-    #[arg(short, long, requires = "output")]
+    /// Replace the --output file (or, with --restore-files, the data files) when it exists.
+    #[arg(short, long)]
     force: bool,
     /// Keep what was written to the --output file when the restore fails or is interrupted
     /// (it is removed otherwise).
@@ -81,6 +87,22 @@ struct Args {
     /// restore stops at the first problem, before any byte of a damaged page is written.
     #[arg(long)]
     continue_after_error: bool,
+    /// SQL Server full backups: write the rows of this table (SCHEMA.NAME, or NAME when one
+    /// schema has it), decoded from the backup's pages, with a header line of column names in
+    /// CSV.
+    #[arg(long, value_name = "SCHEMA.NAME", conflicts_with_all = ["mtf", "list_streams", "continue_after_error"])]
+    table: Option<String>,
+    /// How --table writes rows: csv (NULL an empty field) or jsonl (one JSON object a line).
+    #[arg(long, value_name = "FORMAT", default_value = "csv", value_parser = ["csv", "jsonl"], requires = "table")]
+    format: String,
+    /// SQL Server full backups: write every data file of the set into DIR, named by the base
+    /// name of its PhysicalName, at its full size, each page at page id x 8192 (the data as of
+    /// the backup, without the log applied). An existing file is replaced only with --force.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["output", "table", "mtf", "list_streams", "continue_after_error"])]
+    restore_files: Option<PathBuf>,
+    /// With --restore-files: write data file LOGICAL to PATH instead (repeatable).
+    #[arg(long = "move", value_name = "LOGICAL=PATH", requires = "restore_files", value_parser = files::parse_move)]
+    moves: Vec<(String, PathBuf)>,
 }
 
 /// SQL Server backups: the data or log stream, the stream list, or the MTF stream.
@@ -92,6 +114,9 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice], output: Option<Output>) -> 
         bak_cli::render(&mut out, &rows, &[], bak_cli::Format::Table)?;
         return Ok(EXIT_OK);
     };
+    if let Some(t) = &args.table {
+        return table::rows(devs, args.file, t, &args.format, output, args.quiet);
+    }
     let name = output.name().to_string();
     let out = output.writer();
     let started = std::time::Instant::now();
@@ -153,7 +178,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         use std::io::IsTerminal;
         let to_stdout = args.output.as_ref().is_none_or(|p| p.as_os_str() == "-");
         anyhow::ensure!(
-            args.list_streams || !to_stdout || !std::io::stdout().is_terminal(),
+            args.list_streams || args.table.is_some() || args.restore_files.is_some() || !to_stdout || !std::io::stdout().is_terminal(),
             "refusing to write the restored bytes to a terminal; redirect standard output or give -o FILE"
         );
     }
@@ -173,6 +198,22 @@ fn run(args: Args) -> anyhow::Result<u8> {
     // The output is refused now if it is one of the devices or exists without --force: before
     // any device is read, and so before anything could be lost.
     let inputs = Inputs::devices(&args.devices);
+    if let Some(dir) = &args.restore_files {
+        let media = open_media(&args.devices)?;
+        bak_cli::announce("bak-read", &media, args.quiet);
+        let Media::Mtf(devs) = media else {
+            anyhow::bail!("--restore-files is for SQL Server backups; bak media hold a stream, not database files");
+        };
+        return files::restore(
+            &devs,
+            args.file,
+            dir,
+            &args.moves,
+            args.force,
+            &inputs,
+            args.quiet,
+        );
+    }
     let output = if args.list_streams {
         inputs.check_stdout()?;
         None
@@ -193,8 +234,8 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let devs = match media {
         Media::Bak(devs) => {
             anyhow::ensure!(
-                !args.list_streams && !args.mtf && args.stream == "data" && !args.continue_after_error,
-                "--stream, --list-streams, --mtf and --continue-after-error are for SQL Server backups; bak media hold one stream, and their restore stops at the first problem"
+                !args.list_streams && !args.mtf && args.stream == "data" && !args.continue_after_error && args.table.is_none(),
+                "--stream, --list-streams, --mtf, --table and --continue-after-error are for SQL Server backups; bak media hold one stream, and their restore stops at the first problem"
             );
             devs
         }

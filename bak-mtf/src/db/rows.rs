@@ -1,0 +1,237 @@
+//! A table's rows, decoded from its pages and written as CSV or JSON lines.
+
+use std::io::Write;
+
+use bak_core::error::{Error, Location, Result};
+
+use super::catalog::{Column, Scanner, Table};
+use super::page::{records_end, slot_offset, Header};
+use super::record::{self, Record};
+use super::types::{self, json_string, Value};
+use super::{lob, Database};
+
+/// How `bak-read --table` writes rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowFormat {
+    /// CSV with a header line of column names; NULL is an empty field, an empty string `""`.
+    #[default]
+    Csv,
+    /// One JSON object per line, keys the column names, NULL as null.
+    Jsonl,
+}
+
+/// What writing a table's rows did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowsOutcome {
+    /// Rows written.
+    pub rows: u64,
+    /// Data pages read.
+    pub pages: u64,
+}
+
+fn csv_field(s: &str) -> String {
+    if s.is_empty() {
+        "\"\"".into()
+    } else if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+impl Database<'_> {
+    /// The table named `name`: `schema.table` (brackets and quotes allowed), or a table name
+    /// alone when one schema has it; exact case first, then any case when that is unique.
+    fn find(&self, name: &str) -> Result<&Table> {
+        let clean = |s: &str| {
+            s.trim()
+                .trim_matches(|c| c == '[' || c == ']' || c == '"')
+                .to_string()
+        };
+        let full = |t: &Table| format!("{}.{}", t.schema, t.name);
+        let wanted = match name.split_once("].[").or_else(|| name.split_once("\".\"")) {
+            Some((a, b)) => format!("{}.{}", clean(a), clean(b)),
+            None => clean(name),
+        };
+        let tables = &self.catalog.tables;
+        fn pick(m: Vec<&Table>) -> Option<&Table> {
+            (m.len() == 1).then(|| m[0])
+        }
+        pick(tables.iter().filter(|t| full(t) == wanted).collect())
+            .or_else(|| pick(tables.iter().filter(|t| t.name == wanted).collect()))
+            .or_else(|| {
+                pick(
+                    tables
+                        .iter()
+                        .filter(|t| {
+                            full(t).eq_ignore_ascii_case(&wanted)
+                                || t.name.eq_ignore_ascii_case(&wanted)
+                        })
+                        .collect(),
+                )
+            })
+            .ok_or_else(|| {
+                let all: Vec<String> = tables.iter().map(full).collect();
+                Error::refused(
+                    bak_core::Refusal::Usage,
+                    format!(
+                        "backup set {} has no table {name}; its tables: {}",
+                        self.position,
+                        if all.is_empty() {
+                            "none".into()
+                        } else {
+                            all.join(", ")
+                        }
+                    ),
+                )
+            })
+    }
+
+    /// The value of column `c` in record `rec`.
+    fn value(&self, rec: &Record<'_>, c: &Column) -> std::result::Result<Value, String> {
+        let Some(p) = &c.phys else {
+            return Ok(Value::Null);
+        };
+        if rec.is_null(usize::from(p.nullbit)) {
+            return Ok(Value::Null);
+        }
+        if p.offset > 0 {
+            let off = p.offset as usize;
+            if c.ty.xtype == types::x::BIT {
+                return Ok(match rec.fixed(off, 1) {
+                    Some(b) => Value::Bool(b[0] >> (p.bitpos & 7) & 1 == 1),
+                    None => Value::Null,
+                });
+            }
+            let len =
+                p.ty.fixed_len()
+                    .or_else(|| c.ty.fixed_len())
+                    .ok_or_else(|| format!("{} stored as a fixed column", c.ty.name()))?;
+            return match rec.fixed(off, len) {
+                Some(b) => types::decode(&c.ty, b).map_err(|e| e.0),
+                None => Ok(Value::Null),
+            };
+        }
+        let Some(v) = rec.var(usize::from(p.offset.unsigned_abs())) else {
+            return Ok(Value::Null);
+        };
+        // A 16-byte complex column is a text pointer: text, ntext and image always, the (max)
+        // types with "large value types out of row" (SharePoint's); an in-row root is 12 bytes
+        // and 12 per fragment, never 16.
+        let bytes = if c.ty.is_lob() || (v.complex && v.bytes.len() == 16) {
+            lob::text_pointer(&self.store, v.bytes)?
+        } else if v.complex {
+            lob::in_row_root(&self.store, v.bytes)?
+        } else {
+            return types::decode(&c.ty, v.bytes).map_err(|e| e.0);
+        };
+        types::decode(&c.ty, &bytes).map_err(|e| e.0)
+    }
+
+    /// Write the rows of table `name` to `out` (named `out_name` in messages). A table whose
+    /// storage or columns this reader does not decode is refused, naming what.
+    pub fn write_rows(
+        &self,
+        name: &str,
+        format: RowFormat,
+        out: &mut dyn Write,
+        out_name: &str,
+    ) -> Result<RowsOutcome> {
+        let t = self.find(name)?;
+        let shown = format!("{}.{}", t.schema, t.name);
+        if !t.unsupported.is_empty() {
+            return Err(Error::Unsupported {
+                device: self.device.clone(),
+                what: format!(
+                    "table {shown} cannot be read: {} is not decoded",
+                    t.unsupported.join("; ")
+                ),
+            });
+        }
+        let cols: Vec<&Column> = t.columns.iter().filter(|c| c.phys.is_some()).collect();
+        let werr = |e: std::io::Error| Error::io(out_name, "write", e);
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+        if format == RowFormat::Csv {
+            let head: Vec<String> = cols.iter().map(|c| csv_field(&c.name)).collect();
+            writeln!(w, "{}", head.join(",")).map_err(werr)?;
+        }
+        let keys: Vec<String> = cols.iter().map(|c| json_string(&c.name)).collect();
+        let mut scan = Scanner::default();
+        let mut done = RowsOutcome::default();
+        let mut line = String::new();
+        for r in &t.rowsets {
+            let Some(au) = &r.in_row else { continue };
+            let pages = scan
+                .data_pages(&self.store, au, r.index == 1)
+                .map_err(|e| {
+                    super::catalog_error(&self.device, self.position, self.partial(), e)
+                })?;
+            for id in pages {
+                let p = self.store.page(id)?.ok_or_else(|| {
+                    Error::corrupt(
+                        Location::device(&self.device).set(self.position),
+                        format!("page {id} of {shown} is not in the backup"),
+                    )
+                })?;
+                done.pages += 1;
+                let Some(h) = Header::parse(&p) else { continue };
+                let end = records_end(h.slots);
+                for slot in 0..h.slots {
+                    let Some(off) = slot_offset(&p, h.slots, slot) else {
+                        continue;
+                    };
+                    let bytes = &p[off..end];
+                    if !record::is_row(bytes) {
+                        continue;
+                    }
+                    let bad = |what: String| {
+                        Error::corrupt(
+                            Location::device(&self.device).set(self.position),
+                            format!("table {shown}, page {id} slot {slot}: {what}"),
+                        )
+                    };
+                    let rec = Record::parse(bytes)
+                        .map_err(|e| bad(format!("record malformed: {}", e.0)))?;
+                    line.clear();
+                    if format == RowFormat::Jsonl {
+                        line.push('{');
+                    }
+                    for (i, c) in cols.iter().enumerate() {
+                        let v = self
+                            .value(&rec, c)
+                            .map_err(|e| bad(format!("column {}: {e}", c.name)))?;
+                        match format {
+                            RowFormat::Csv => {
+                                if i > 0 {
+                                    line.push(',');
+                                }
+                                if let Some(s) = v.text() {
+                                    match v {
+                                        Value::Text(_) => line.push_str(&csv_field(&s)),
+                                        _ => line.push_str(&s),
+                                    }
+                                }
+                            }
+                            RowFormat::Jsonl => {
+                                if i > 0 {
+                                    line.push(',');
+                                }
+                                line.push_str(&keys[i]);
+                                line.push(':');
+                                line.push_str(&v.json());
+                            }
+                        }
+                    }
+                    if format == RowFormat::Jsonl {
+                        line.push('}');
+                    }
+                    line.push('\n');
+                    w.write_all(line.as_bytes()).map_err(werr)?;
+                    done.rows += 1;
+                }
+            }
+        }
+        w.flush().map_err(werr)?;
+        Ok(done)
+    }
+}
