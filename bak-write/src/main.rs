@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bak_cli::{mb_per_s, parse_size, Progress, EXIT_OK};
 use bak_core::bytes::{guid_string, hex, Codec};
-use bak_core::{backup, open_backup_devices, BackupOptions, InitMode};
+use bak_core::{backup, BackupOptions, InitMode};
 use clap::Parser;
 
 /// The last instant an expiration date may name: 9999-12-31T23:59:59Z, in microseconds.
@@ -22,8 +22,16 @@ Run pipelines under `set -o pipefail`: bak-write cannot tell a producer that fai
 A pipe cannot append: `bak-write - | ssh host 'cat >> x.bak'` puts a second media set after the
 first instead of a second backup set; run bak-write where the media are.
 
-Devices are files (created when missing), FIFOs, character devices, or - for standard output.
+Devices are files (created when missing), FIFOs, character devices, - for standard output, or
+object-store URLs (s3://BUCKET/KEY, az://CONTAINER/PATH, gs://BUCKET/KEY), in any mix.
 On devices that already hold a media set, a new backup set is appended (NOINIT).
+
+URL devices take their endpoint and credentials from the environment (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true for plain http;
+AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_USE_EMULATOR; the Google
+equivalents). An object is uploaded in parts, --parts-in-flight at a time: memory per URL
+device is (--parts-in-flight + 1) x --part-size, 40 MiB by default. Nothing is visible until
+the upload completes; a failed or interrupted upload is aborted. A bucket is never created.
 
 Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
 (SIGINT or SIGTERM: the set being written is left incomplete, and the next append replaces it).";
@@ -83,6 +91,8 @@ struct Args {
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
+    #[command(flatten)]
+    store: bak_cli::StoreArgs,
     #[command(flatten)]
     progress: bak_cli::ProgressArgs,
     /// No bar, no --stats lines and no summary (--progress json still prints).
@@ -195,6 +205,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
         (None, None) => 0,
     };
     opts.check()?;
+    let store = args.store.options()?;
 
     // What is read must not be one of the devices written: `bak-write -i X X`, or
     // `bak-write X < X`, would write the media over their own source.
@@ -254,7 +265,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             _ => bak_core::device::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
         }
     }
-    let devices = open_backup_devices(&args.devices, mts)?;
+    let devices = bak_cli::devices::open_write_devices(&args.devices, mts, &store)?;
     let progress = Progress::new("BACKUP", opts.expected_size, &args.progress, args.quiet);
     let result = backup(
         &mut input,

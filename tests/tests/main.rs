@@ -7,6 +7,7 @@
 #[macro_use]
 mod util;
 mod mtf_support;
+mod store_support;
 
 // bak media through the tools.
 mod appends_and_init;
@@ -20,6 +21,7 @@ mod header_listing;
 mod hostile_environment;
 mod interrupts;
 mod nothing_lost;
+mod object_storage;
 mod pipes_and_fifos;
 mod progress_output;
 mod read_checks_like_verify;

@@ -153,6 +153,12 @@ pub trait WriteDevice: Send {
     fn sync(&self) -> io::Result<()> {
         Ok(())
     }
+    /// The last call of a write that went well: commit what was written where that is a step
+    /// of its own (an object upload is completed here; until then nothing of it is visible,
+    /// and a device dropped without it discards what it held). A no-op for files and streams.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 fn unsupported(what: &str) -> io::Error {

@@ -11,4 +11,4 @@ pub(crate) mod position;
 pub(crate) mod reader;
 
 pub use append::InitMode;
-pub use open::{open_devices, open_paths, Opened};
+pub use open::{open_devices, open_paths, open_paths_with, Opened};

@@ -182,14 +182,20 @@ pub fn open_backup_devices(
     paths: &[PathBuf],
     max_transfer: u32,
 ) -> Result<Vec<Box<dyn WriteDevice>>> {
+    open_backup_devices_with(paths, &|p| open_write(p, 2 * max_transfer as usize))
+}
+
+/// [`open_backup_devices`] with another way to open a name (a program that also takes URLs
+/// opens those itself and hands the rest to [`open_write`]).
+pub fn open_backup_devices_with(
+    paths: &[PathBuf],
+    open: &dyn Fn(&std::path::Path) -> Result<Box<dyn WriteDevice>>,
+) -> Result<Vec<Box<dyn WriteDevice>>> {
     if paths.is_empty() || paths.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
     check_distinct(paths)?;
-    paths
-        .iter()
-        .map(|p| open_write(p, 2 * max_transfer as usize))
-        .collect()
+    paths.iter().map(|p| open(p)).collect()
 }
 
 /// A block ready for the device writers.
@@ -677,5 +683,6 @@ fn device_writer(
         };
         write_slot(dev.as_ref(), &slot, cx.sync)?;
     }
+    dev.finish().map_err(ioerr)?;
     Ok((fam, family_blocks, end - plan.start))
 }

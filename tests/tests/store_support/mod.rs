@@ -1,0 +1,273 @@
+//! Object-store servers for the tests, on 127.0.0.1 only: moto's S3 server, started once per
+//! test binary on a free port and ended with it, and a bare HTTP client to look at the
+//! server's state (buckets, objects, unfinished uploads) without going through the tools.
+//!
+//! The servers are installed by `bash tests/test.sh` (tests/servers.sh) into
+//! `$BAK_TEST_SERVERS` (default: `test-servers/` in the target directory). A test whose server
+//! is not there skips, saying so.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// Where tests/servers.sh installs the servers.
+pub fn servers_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BAK_TEST_SERVERS") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/integration-xxxx -> target/
+    exe.ancestors()
+        .nth(3)
+        .expect("target dir")
+        .join("test-servers")
+}
+
+/// A port nobody listens on now (the kernel's pick, released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// Wait until something accepts connections on the port.
+pub fn wait_listening(port: u16, secs: u64) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// Start a server from a thread that lives as long as the test binary: the child gets
+/// `PR_SET_PDEATHSIG`, which follows the thread that started it, so the server ends with the
+/// tests whatever way they end.
+pub fn start_for_the_run(mut cmd: Command) -> std::io::Result<u32> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl and getppid are async-signal-safe; nothing else runs before exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        match cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(mut c) => {
+                let _ = tx.send(Ok(c.id()));
+                let _ = c.wait();
+                // Keep the thread (and so the death signal's parent) alive to the end.
+                loop {
+                    std::thread::park();
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    });
+    rx.recv().expect("server thread")
+}
+
+/// The moto S3 server of this test run.
+pub struct S3 {
+    pub port: u16,
+}
+
+/// The moto server, started on first use; `None` (after saying SKIPPED) when moto is not
+/// installed.
+pub fn moto() -> Option<&'static S3> {
+    static MOTO: OnceLock<Option<S3>> = OnceLock::new();
+    let s = MOTO.get_or_init(|| {
+        let exe = servers_dir().join("moto/bin/moto_server");
+        if !exe.exists() {
+            return None;
+        }
+        let port = free_port();
+        let mut cmd = Command::new(&exe);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        start_for_the_run(cmd).ok()?;
+        wait_listening(port, 30).then_some(S3 { port })
+    });
+    if s.is_none() {
+        skip(&format!(
+            "moto's S3 server not installed in {} (bash tests/test.sh installs it)",
+            servers_dir().display()
+        ));
+    }
+    s.as_ref()
+}
+
+/// What an HTTP request got.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+/// One plain HTTP/1.1 request to a server on 127.0.0.1 (moto takes requests unsigned).
+pub fn http(port: u16, method: &str, target: &str, body: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the test server");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = match text.split_once("\r\n\r\n") {
+        Some((h, b))
+            if h.to_ascii_lowercase()
+                .contains("transfer-encoding: chunked") =>
+        {
+            dechunk(b)
+        }
+        Some((_, b)) => b.to_string(),
+        None => String::new(),
+    };
+    Reply { status, body }
+}
+
+fn dechunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = b.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        b = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl S3 {
+    /// A new, empty bucket named after the test (and `tag`).
+    pub fn bucket(&self, tag: &str) -> String {
+        let name: String = format!("{}-{tag}", test_name().rsplit("::").next().unwrap_or("t"))
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let name = name.trim_matches('-').chars().take(60).collect::<String>();
+        let r = http(self.port, "PUT", &format!("/{name}"), b"");
+        assert!(
+            r.status == 200,
+            "create bucket {name}: {} {}",
+            r.status,
+            r.body
+        );
+        name
+    }
+
+    /// The keys in a bucket, sorted.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let r = http(self.port, "GET", &format!("/{bucket}?list-type=2"), b"");
+        let mut v = tags(&r.body, "Key");
+        v.sort();
+        v
+    }
+
+    /// True when the bucket exists.
+    pub fn bucket_exists(&self, bucket: &str) -> bool {
+        http(self.port, "HEAD", &format!("/{bucket}"), b"").status == 200
+    }
+
+    /// The keys of the unfinished multipart uploads in a bucket.
+    pub fn uploads(&self, bucket: &str) -> Vec<String> {
+        let r = http(self.port, "GET", &format!("/{bucket}?uploads"), b"");
+        assert_eq!(r.status, 200, "list uploads: {}", r.body);
+        tags(&r.body, "Key")
+    }
+
+    /// The environment a tool needs to reach this server.
+    pub fn env(&self) -> Vec<(String, String)> {
+        s3_env(&format!("http://127.0.0.1:{}", self.port))
+    }
+}
+
+/// The secret key the tests hand the tools: it must never appear in anything they print.
+pub const SECRET: &str = "bak-test-secret-key-never-printed";
+
+/// The standard AWS environment for an endpoint.
+pub fn s3_env(endpoint: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", "bak-test-key-id"),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Every `<tag>value</tag>` in an XML answer.
+pub fn tags(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut v = Vec::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let after = &rest[i + open.len()..];
+        let Some(j) = after.find(&close) else { break };
+        v.push(after[..j].to_string());
+        rest = &after[j..];
+    }
+    v
+}
+
+/// Run a tool with extra environment variables, stdin fed through a pipe.
+pub fn run_env(
+    tool: &str,
+    args: &[std::ffi::OsString],
+    stdin: &[u8],
+    env: &[(String, String)],
+) -> Output {
+    let mut cmd = Command::new(bin(tool));
+    cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn tool");
+    let mut si = child.stdin.take().expect("stdin");
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = si.write_all(&data);
+    });
+    let out = child.wait_with_output().expect("wait");
+    let _ = feeder.join();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
