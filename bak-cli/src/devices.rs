@@ -18,6 +18,11 @@ pub struct StoreArgs {
     /// URL devices: parts uploading at once per device (1 to 64).
     #[arg(long, value_name = "N", default_value_t = bak_store::DEFAULT_PARTS_IN_FLIGHT)]
     pub parts_in_flight: usize,
+    /// URL devices: parts one object may have (default: the store's limit, 10000 for S3 and
+    /// GCS, 50000 for Azure). A family goes on in its next volume object before an object
+    /// would need more, so no set outgrows a store: --part-size x this is the largest object.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=50_000))]
+    pub max_parts: Option<u64>,
 }
 
 impl StoreArgs {
@@ -26,6 +31,7 @@ impl StoreArgs {
         let o = WriteOptions {
             part_size: usize::try_from(self.part_size).unwrap_or(usize::MAX),
             parts_in_flight: self.parts_in_flight,
+            max_parts: self.max_parts.map(|n| n as usize),
         };
         o.check()
             .map_err(|m| anyhow::anyhow!("--part-size/--parts-in-flight: {m}"))?;

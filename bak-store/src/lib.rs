@@ -16,6 +16,7 @@ mod read;
 mod runtime;
 mod store;
 mod url;
+mod volumes;
 mod write;
 
 use std::io;

@@ -154,4 +154,10 @@ impl ReadDevice for ObjectReader {
     fn try_clone(&self) -> io::Result<Box<dyn ReadDevice>> {
         Ok(Box::new(ObjectReader::new(Arc::clone(&self.obj))))
     }
+    fn volumes(&self) -> Option<Box<dyn bak_core::device::Volumes>> {
+        Some(Box::new(crate::volumes::ObjectVolumes {
+            store: self.obj.store.clone(),
+            opts: crate::write::WriteOptions::default(),
+        }))
+    }
 }

@@ -36,6 +36,9 @@ pub struct WriteOptions {
     pub part_size: usize,
     /// Parts uploading at once (1 to 64). Memory per device: (this + 1) x `part_size`.
     pub parts_in_flight: usize,
+    /// Parts one object may have; `None`: the store's limit ([`part_limit`]). A family moves
+    /// to its next volume before an object would need more.
+    pub max_parts: Option<usize>,
 }
 
 impl Default for WriteOptions {
@@ -43,6 +46,7 @@ impl Default for WriteOptions {
         WriteOptions {
             part_size: DEFAULT_PART_SIZE,
             parts_in_flight: DEFAULT_PARTS_IN_FLIGHT,
+            max_parts: None,
         }
     }
 }
@@ -56,6 +60,9 @@ impl WriteOptions {
                 self.part_size
             ));
         }
+        if self.max_parts == Some(0) {
+            return Err("at least 1 part per object".into());
+        }
         if !(1..=64).contains(&self.parts_in_flight) {
             return Err(format!(
                 "{} parts in flight: use 1 to 64",
@@ -63,6 +70,13 @@ impl WriteOptions {
             ));
         }
         Ok(())
+    }
+
+    /// Parts one object may have on a store.
+    pub fn max_parts(&self, scheme: Scheme) -> usize {
+        self.max_parts
+            .unwrap_or(part_limit(scheme))
+            .min(part_limit(scheme))
     }
 
     /// The most memory one device's upload holds: the parts in flight and the one filling.
@@ -171,12 +185,11 @@ impl ObjectWriter {
 
     /// Queue one part, waiting while `parts_in_flight` are already uploading.
     fn send(&mut self, part: Bytes) -> io::Result<()> {
-        let limit = part_limit(self.store.url.scheme);
+        let limit = self.opts.max_parts(self.store.url.scheme);
         let idx = self.parts.len() + self.inflight.len();
         if idx >= limit {
             return Err(io::Error::other(format!(
-                "the object reached the store's limit of {limit} parts of {} MiB; a larger \
-                 --part-size (or --volume-size) makes room",
+                "the object reached the limit of {limit} parts of {} MiB",
                 self.opts.part_size >> 20
             )));
         }
@@ -282,6 +295,12 @@ impl WriteDevice for ObjectWriter {
     }
     fn existing(&self) -> Option<&dyn RandomRead> {
         self.existing.as_ref().map(|r| r as &dyn RandomRead)
+    }
+    fn volumes(&self) -> Option<Box<dyn bak_core::device::Volumes>> {
+        Some(Box::new(crate::volumes::ObjectVolumes {
+            store: self.store.clone(),
+            opts: self.opts,
+        }))
     }
     /// An object is never changed in place: writing from `offset` uploads a new object whose
     /// first `offset` bytes are copied from the old one, which stays whole until the new one

@@ -88,6 +88,11 @@ struct Args {
     /// The set may not be overwritten for N days (up to the year 9999; wins over --expire-date).
     #[arg(long, value_name = "N")]
     retain_days: Option<u32>,
+    /// Spread each family over volumes of at most SIZE bytes (files and URLs; 1M at least):
+    /// volume 1 is the DEVICE named, volume 2 DEVICE.v2, and so on. Readers find the volumes
+    /// from the first one's name.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    volume_size: Option<u64>,
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
@@ -187,6 +192,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     };
     opts.skip = args.skip || args.format;
     opts.sync = !args.no_sync;
+    opts.volume_size = args.volume_size;
     opts.expire_us = match (args.retain_days, &args.expire_date) {
         (Some(d), _) => bak_core::now_us()
             .checked_add(i64::from(d) * 86_400_000_000)

@@ -26,6 +26,7 @@ mod pipes_and_fifos;
 mod progress_output;
 mod read_checks_like_verify;
 mod verify_reports;
+mod volumes;
 mod write_read;
 
 // bak-core in process.

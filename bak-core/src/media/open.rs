@@ -75,6 +75,12 @@ impl Opened {
         } else {
             None
         };
+        // A family on volumes reads as one device from here on.
+        let mut name = name;
+        if let Some(l) = &label {
+            dev = super::volumes::with_volumes(dev, l)?;
+            name = dev.name().to_string();
+        }
         Ok(Opened {
             dev,
             name,

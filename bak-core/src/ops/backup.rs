@@ -55,6 +55,10 @@ pub struct BackupOptions {
     pub user: String,
     /// Host name for the set header.
     pub host: String,
+    /// Move each family to its next volume before a volume grows past this many bytes
+    /// (files and objects; at least 1 MiB). `None`: one volume, except on object storage,
+    /// where a store's part-count limit cuts volumes anyway.
+    pub volume_size: Option<u64>,
 }
 
 impl BackupOptions {
@@ -86,6 +90,14 @@ impl BackupOptions {
             DESCRIPTION_MAX_CHARS,
         )?;
         check_count("threads", self.threads, 1, MAX_THREADS)?;
+        if let Some(v) = self.volume_size {
+            if v < crate::media::volumes::MIN_VOLUME_SIZE {
+                return Err(Error::refused(
+                    Refusal::Usage,
+                    format!("volume size {v} is less than 1 MiB"),
+                ));
+            }
+        }
         if self.buffer_count != 0 {
             check_count("buffer count", self.buffer_count, 2, MAX_BUFFERS)?;
             check_pool("buffer count", self.buffer_count, u64::from(mts))?;
@@ -113,6 +125,7 @@ impl Default for BackupOptions {
             expected_size: None,
             user: current_user(),
             host: current_host(),
+            volume_size: None,
         }
     }
 }
@@ -241,6 +254,10 @@ pub fn backup(
     if devices.is_empty() || devices.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
+    let devices = devices
+        .into_iter()
+        .map(|d| crate::media::volumes::for_writing(d, opts.volume_size, opts.sync))
+        .collect::<Result<Vec<_>>>()?;
     let (plans, position, formatted) = prepare(&devices, opts)?;
     let set_id = new_guid();
     let media_set_id = plans[0].label.media_set_id;

@@ -195,6 +195,30 @@ impl S3 {
         v
     }
 
+    /// The keys in a bucket with their sizes, sorted by key.
+    pub fn sizes(&self, bucket: &str) -> Vec<(String, u64)> {
+        let r = http(self.port, "GET", &format!("/{bucket}?list-type=2"), b"");
+        let mut v: Vec<(String, u64)> = tags(&r.body, "Contents")
+            .iter()
+            .map(|c| {
+                let key = tags(c, "Key").pop().unwrap_or_default();
+                let size = tags(c, "Size")
+                    .pop()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                (key, size)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Remove an object.
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let r = http(self.port, "DELETE", &format!("/{bucket}/{key}"), b"");
+        assert!(r.status == 204 || r.status == 200, "delete: {}", r.status);
+    }
+
     /// True when the bucket exists.
     pub fn bucket_exists(&self, bucket: &str) -> bool {
         http(self.port, "HEAD", &format!("/{bucket}"), b"").status == 200
