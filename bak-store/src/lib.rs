@@ -15,6 +15,7 @@
 mod read;
 mod runtime;
 mod store;
+mod uploads;
 mod url;
 mod volumes;
 mod write;
@@ -29,6 +30,7 @@ use object_store::ObjectStoreExt;
 
 pub use read::{ObjectReader, READ_AHEAD, READ_CHUNK};
 pub use store::scrub;
+pub use uploads::{abort, list_unfinished, Unfinished};
 pub use url::{is_url, redact, Scheme, StoreUrl};
 pub use write::{
     abort_unfinished, part_limit, ObjectWriter, WriteOptions, DEFAULT_PARTS_IN_FLIGHT,

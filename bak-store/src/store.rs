@@ -19,7 +19,18 @@ use crate::url::{Scheme, StoreUrl};
 pub(crate) struct Store {
     pub os: Arc<dyn ObjectStore>,
     pub mp: Arc<dyn MultipartStore>,
+    /// S3 only: what listing unfinished uploads needs (object_store has no call for it).
+    pub s3: Option<Arc<S3Access>>,
     pub url: StoreUrl,
+}
+
+/// The S3 client and where it talks to, for requests object_store does not make.
+pub(crate) struct S3Access {
+    pub client: object_store::aws::AmazonS3,
+    pub region: String,
+    /// `AWS_ENDPOINT_URL`, when set (path-style requests); else AWS's own endpoint.
+    pub endpoint: Option<String>,
+    pub allow_http: bool,
 }
 
 impl Store {
@@ -79,10 +90,25 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             {
                 b = b.with_region("us-east-1");
             }
-            let s = Arc::new(b.build().map_err(fail)?);
+            let region = b
+                .get_config_value(&AmazonS3ConfigKey::Region)
+                .or_else(|| b.get_config_value(&AmazonS3ConfigKey::DefaultRegion))
+                .unwrap_or_else(|| "us-east-1".into());
+            let endpoint = b.get_config_value(&AmazonS3ConfigKey::Endpoint);
+            let allow_http = b
+                .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let client = b.build().map_err(fail)?;
+            let s = Arc::new(client.clone());
             Ok(Store {
                 os: s.clone(),
                 mp: s,
+                s3: Some(Arc::new(S3Access {
+                    client,
+                    region,
+                    endpoint,
+                    allow_http,
+                })),
                 url: url.clone(),
             })
         }
@@ -105,6 +131,7 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             Ok(Store {
                 os: s.clone(),
                 mp: s,
+                s3: None,
                 url: url.clone(),
             })
         }
@@ -124,6 +151,7 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             Ok(Store {
                 os: s.clone(),
                 mp: s,
+                s3: None,
                 url: url.clone(),
             })
         }

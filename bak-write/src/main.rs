@@ -106,6 +106,11 @@ struct Args {
     /// Print the summary as one JSON object on standard output.
     #[arg(long)]
     json: bool,
+    /// URL devices: list (`list`) or abort (`abort`) the unfinished uploads of each family
+    /// (its key and its volumes' keys) that a killed backup left, instead of writing a backup.
+    /// S3 only. Abort only when no backup to these devices is running.
+    #[arg(long, value_name = "ACTION", value_parser = ["list", "abort"])]
+    uploads: Option<String>,
     /// Print a man page or a shell completion script for this tool, and exit.
     #[arg(long, value_name = "KIND", hide_short_help = true)]
     generate: Option<bak_cli::generate::Kind>,
@@ -128,6 +133,40 @@ fn parse_codec(s: &str) -> anyhow::Result<Codec> {
     }
 }
 
+/// `--uploads list|abort`: what killed backups left unfinished in object storage.
+fn unfinished_uploads(args: &Args, abort: bool) -> anyhow::Result<u8> {
+    let mut rows = Vec::new();
+    for d in &args.devices {
+        anyhow::ensure!(
+            bak_cli::devices::is_url(d),
+            "--uploads: {} is not a URL; only objects have unfinished uploads",
+            bak_cli::devices::shown(d)
+        );
+        rows.extend(bak_store::list_unfinished(d)?);
+    }
+    if abort {
+        for u in &rows {
+            bak_store::abort(u)?;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let format = if args.json {
+        bak_cli::Format::Json
+    } else {
+        bak_cli::Format::Table
+    };
+    bak_cli::render(&mut out, &rows, &["Url", "UploadId", "Initiated"], format)?;
+    if !args.quiet && !args.json {
+        bak_cli::say!(
+            "{} unfinished upload{}{}",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" },
+            if abort { " aborted" } else { "" }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
@@ -140,6 +179,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     use bak_core::limits::*;
     // First, so that a signal ends the tool in every state, opening a FIFO included.
     let stop = bak_cli::stop_on_signals()?;
+    if let Some(action) = &args.uploads {
+        return unfinished_uploads(&args, action == "abort");
+    }
     let codec = parse_codec(&args.compress)?;
     if args.json && args.devices.iter().any(|d| d.as_os_str() == "-") {
         anyhow::bail!("--json prints on standard output, which is a device here; drop one of them");

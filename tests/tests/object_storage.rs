@@ -296,3 +296,165 @@ fn an_interrupted_upload_leaves_no_object_and_no_upload() {
     );
     assert!(s3.uploads(&b).is_empty(), "the upload was not aborted");
 }
+
+#[test]
+fn kill_9_during_an_append_loses_no_earlier_set_and_lists_no_broken_one_complete() {
+    let Some(s3) = moto() else { return };
+    let b = s3.bucket("kill9");
+    let devs = vec![url(&b, "k1.bak"), url(&b, "k2.bak")];
+    let vol = ["--volume-size", "6M", "--part-size", "5M"];
+    let one = data(9 << 20, 31);
+    let two = data(2 << 20, 32);
+    for (input, name) in [(&one, "one"), (&two, "two")] {
+        let mut a = args!["--quiet", "--name", name];
+        a.extend(vol.iter().map(|s| s.into()));
+        a.extend(devs.iter().map(|p| p.into()));
+        let w = tool(s3, "bak-write", &a, input);
+        assert_eq!(w.code, 0, "{name}: {}", w.stderr);
+    }
+    // A third set, killed once some of its volumes are complete and others uploading.
+    let mut child = std::process::Command::new(bin("bak-write"))
+        .args(args![
+            "--quiet",
+            "--name",
+            "broken",
+            "--volume-size",
+            "6M",
+            "--part-size",
+            "5M",
+            &devs
+        ])
+        .envs(s3.env())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut si = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut si, &data(30 << 20, 33)).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let before = s3.keys(&b).len();
+    while (s3.keys(&b).len() == before || s3.uploads(&b).is_empty())
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!s3.uploads(&b).is_empty(), "no upload in flight to kill");
+    assert!(
+        s3.keys(&b).len() > before,
+        "no volume of the broken set was complete"
+    );
+    send_signal(child.id(), libc::SIGKILL);
+    wait_within(&mut child, 10, "bak-write after SIGKILL");
+    drop(si);
+
+    // Every earlier set reads back; the broken one is never listed complete.
+    let h = tool(s3, "bak-header", &args!["--json", &devs], b"");
+    let rows = json_lines(&h.stdout);
+    let complete: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["IsComplete"] == true)
+        .map(|r| r["BackupName"].as_str().unwrap())
+        .collect();
+    assert_eq!(complete, ["one", "two"], "{rows:?}");
+    for (n, want) in [(1, &one), (2, &two)] {
+        let r = tool(
+            s3,
+            "bak-read",
+            &args!["--quiet", "--file", n.to_string(), &devs],
+            b"",
+        );
+        assert_eq!(r.code, 0, "--file {n}: {}", r.stderr);
+        assert!(r.stdout == *want, "--file {n} differs");
+    }
+    // What the kill left is listed and cleaned.
+    let l = tool(
+        s3,
+        "bak-write",
+        &args!["--uploads", "list", "--json", &devs],
+        b"",
+    );
+    assert_eq!(l.code, 0, "{}", l.stderr);
+    let left = json_lines(&l.stdout);
+    assert!(!left.is_empty());
+    assert!(left.iter().all(|u| u["Url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("s3://{b}/k"))));
+    let a = tool(
+        s3,
+        "bak-write",
+        &args!["--uploads", "abort", "--quiet", &devs],
+        b"",
+    );
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert!(s3.uploads(&b).is_empty(), "{:?}", s3.uploads(&b));
+    // The next append replaces the broken set and removes the volumes it left.
+    let three = data(100_000, 34);
+    let w = tool(
+        s3,
+        "bak-write",
+        &args!["--quiet", "--name", "three", &devs],
+        &three,
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let rows = json_lines(&tool(s3, "bak-header", &args!["--json", &devs], b"").stdout);
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["BackupName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["one", "two", "three"]);
+    assert!(rows.iter().all(|r| r["IsComplete"] == true), "{rows:?}");
+    let r = tool(s3, "bak-read", &args!["--quiet", "--file", "3", &devs], b"");
+    assert!(r.code == 0 && r.stdout == three, "{}", r.stderr);
+}
+
+#[test]
+fn expiry_init_skip_and_format_keep_their_meaning_on_objects() {
+    let Some(s3) = moto() else { return };
+    let b = s3.bucket("expiry");
+    let devs = vec![url(&b, "e.bak")];
+    let w = tool(
+        s3,
+        "bak-write",
+        &args!["--quiet", "--retain-days", "3", "--name", "kept", &devs],
+        b"first",
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let w = tool(
+        s3,
+        "bak-write",
+        &args!["--quiet", "--name", "second", &devs],
+        b"second",
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert_eq!(
+        s3.keys(&b),
+        ["e.bak", "e.bak.v2"],
+        "a new set is a new volume object"
+    );
+    let w = tool(s3, "bak-write", &args!["--quiet", "--init", &devs], b"x");
+    assert_eq!(w.code, 2, "{}", w.stderr);
+    assert!(w.stderr.contains("has not expired"), "{}", w.stderr);
+    let rows = json_lines(&tool(s3, "bak-header", &args!["--json", &devs], b"").stdout);
+    assert_eq!(rows.len(), 2, "a refused --init changed the media");
+    let label = |d: &[PathBuf]| {
+        json_lines(&tool(s3, "bak-header", &args!["--labelonly", "--json", d], b"").stdout)[0]
+            ["MediaSetId"]
+            .clone()
+    };
+    let id = label(&devs);
+    let w = tool(
+        s3,
+        "bak-write",
+        &args!["--quiet", "--init", "--skip", "--name", "anew", &devs],
+        b"y",
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert_eq!(s3.keys(&b), ["e.bak"]);
+    assert_eq!(label(&devs), id, "--init keeps the label");
+    let w = tool(s3, "bak-write", &args!["--quiet", "--format", &devs], b"z");
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    assert_ne!(label(&devs), id, "--format writes a new media set");
+    let r = tool(s3, "bak-read", &args!["--quiet", &devs], b"");
+    assert!(r.code == 0 && r.stdout == b"z", "{}", r.stderr);
+}
