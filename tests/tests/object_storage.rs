@@ -312,40 +312,57 @@ fn kill_9_during_an_append_loses_no_earlier_set_and_lists_no_broken_one_complete
         let w = tool(s3, "bak-write", &a, input);
         assert_eq!(w.code, 0, "{name}: {}", w.stderr);
     }
-    // A third set, killed once some of its volumes are complete and others uploading.
-    let mut child = std::process::Command::new(bin("bak-write"))
-        .args(args![
-            "--quiet",
-            "--name",
-            "broken",
-            "--volume-size",
-            "6M",
-            "--part-size",
-            "5M",
-            &devs
-        ])
-        .envs(s3.env())
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut si = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut si, &data(30 << 20, 33)).unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    // A third set, killed once some of its volumes are complete and another is uploading.
+    // Data keeps coming, so an upload is nearly always open; the kill is tried again (at most
+    // three times) when it landed between two uploads.
     let before = s3.keys(&b).len();
-    while (s3.keys(&b).len() == before || s3.uploads(&b).is_empty())
-        && std::time::Instant::now() < until
-    {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    for _attempt in 0..3 {
+        let mut child = std::process::Command::new(bin("bak-write"))
+            .args(args![
+                "--quiet",
+                "--name",
+                "broken",
+                "--volume-size",
+                "6M",
+                "--part-size",
+                "5M",
+                &devs
+            ])
+            .envs(s3.env())
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut si = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let chunk = data(1 << 20, 33);
+            for _ in 0..200 {
+                if std::io::Write::write_all(&mut si, &chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while (s3.keys(&b).len() == before || s3.uploads(&b).is_empty())
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(
+            s3.keys(&b).len() > before,
+            "no volume of the broken set was complete"
+        );
+        send_signal(child.id(), libc::SIGKILL);
+        wait_within(&mut child, 10, "bak-write after SIGKILL");
+        let _ = feeder.join();
+        if !s3.uploads(&b).is_empty() {
+            break;
+        }
     }
-    assert!(!s3.uploads(&b).is_empty(), "no upload in flight to kill");
     assert!(
-        s3.keys(&b).len() > before,
-        "no volume of the broken set was complete"
+        !s3.uploads(&b).is_empty(),
+        "no upload was open when bak-write was killed"
     );
-    send_signal(child.id(), libc::SIGKILL);
-    wait_within(&mut child, 10, "bak-write after SIGKILL");
-    drop(si);
 
     // Every earlier set reads back; the broken one is never listed complete.
     let h = tool(s3, "bak-header", &args!["--json", &devs], b"");
