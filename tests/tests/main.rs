@@ -21,6 +21,7 @@ mod header_listing;
 mod hostile_environment;
 mod interrupts;
 mod nothing_lost;
+mod object_faults;
 mod object_storage;
 mod pipes_and_fifos;
 mod progress_output;

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
+pub mod proxy;
+
 /// Where tests/servers.sh installs the servers.
 pub fn servers_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("BAK_TEST_SERVERS") {
@@ -294,4 +296,60 @@ pub fn run_env(
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// A server process of one test, ended (killed and waited for) when dropped.
+pub struct Server {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The access key s3s-fs is started with (it checks every request's signature).
+pub const S3S_KEY: &str = "bak-s3s-key";
+
+/// s3s-fs serving `root` (each folder in it a bucket) on a free port; `None` (after saying
+/// SKIPPED) when it is not installed.
+pub fn s3s_fs(root: &std::path::Path) -> Option<Server> {
+    let exe = servers_dir().join("s3s-fs/bin/s3s-fs");
+    if !exe.exists() {
+        skip(&format!(
+            "s3s-fs not installed in {} (bash tests/test.sh installs it)",
+            servers_dir().display()
+        ));
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new(exe)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", S3S_KEY, "--secret-key", SECRET])
+        .arg(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let s = Server { child, port };
+    assert!(wait_listening(port, 20), "s3s-fs did not start");
+    Some(s)
+}
+
+/// The environment for s3s-fs: its access key, and the secret given (right or wrong).
+pub fn s3s_env(port: u16, secret: &str) -> Vec<(String, String)> {
+    let mut e = s3_env(&format!("http://127.0.0.1:{port}"));
+    for (k, v) in e.iter_mut() {
+        if k == "AWS_ACCESS_KEY_ID" {
+            *v = S3S_KEY.into();
+        }
+        if k == "AWS_SECRET_ACCESS_KEY" {
+            *v = secret.into();
+        }
+    }
+    e
 }
