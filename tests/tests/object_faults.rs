@@ -16,7 +16,11 @@ fn url(bucket: &str, key: &str) -> PathBuf {
 }
 
 fn no_secret(o: &Output) {
-    assert!(!o.stderr.contains(SECRET), "printed the secret: {}", o.stderr);
+    assert!(
+        !o.stderr.contains(SECRET),
+        "printed the secret: {}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -27,7 +31,12 @@ fn s3s_fs_round_trips_and_refuses_wrong_credentials() {
     let env = s3s_env(srv.port, SECRET);
     let devs = vec![url("bkt", "one.bak"), url("bkt", "two.bak")];
     let input = data(7 << 20, 41);
-    let w = run_env("bak-write", &args!["--quiet", "--compress", "zstd", &devs], &input, &env);
+    let w = run_env(
+        "bak-write",
+        &args!["--quiet", "--compress", "zstd", &devs],
+        &input,
+        &env,
+    );
     no_secret(&w);
     assert_eq!(w.code, 0, "{}", w.stderr);
     let r = run_env("bak-read", &args!["--quiet", &devs], b"", &env);
@@ -38,9 +47,17 @@ fn s3s_fs_round_trips_and_refuses_wrong_credentials() {
     for (tool, stdin) in [("bak-read", &b""[..]), ("bak-write", b"x")] {
         let o = run_env(tool, &args!["--quiet", &devs], stdin, &wrong);
         assert_eq!(o.code, 2, "{tool}: {}", o.stderr);
-        assert!(o.stderr.contains("s3://bkt/one.bak"), "{tool}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("s3://bkt/one.bak"),
+            "{tool}: {}",
+            o.stderr
+        );
         assert!(o.stderr.contains("access denied"), "{tool}: {}", o.stderr);
-        assert!(!o.stderr.contains("not-the-secret-key"), "{tool}: {}", o.stderr);
+        assert!(
+            !o.stderr.contains("not-the-secret-key"),
+            "{tool}: {}",
+            o.stderr
+        );
     }
 }
 
@@ -63,7 +80,12 @@ fn dropped_stalled_and_throttled_requests_are_retried_to_a_byte_exact_restore() 
     env.push(("BAK_STORE_TIMEOUT".into(), "1".into()));
     let devs = vec![url(&b, "f1.bak"), url(&b, "f2.bak"), url(&b, "f3.bak")];
     let input = data(24 << 20, 42);
-    let w = run_env("bak-write", &args!["--quiet", "--part-size", "5M", &devs], &input, &env);
+    let w = run_env(
+        "bak-write",
+        &args!["--quiet", "--part-size", "5M", &devs],
+        &input,
+        &env,
+    );
     assert_eq!(w.code, 0, "{}", w.stderr);
     let r = run_env("bak-read", &args!["--quiet", &devs], b"", &env);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -76,7 +98,10 @@ fn dropped_stalled_and_throttled_requests_are_retried_to_a_byte_exact_restore() 
         st.stalls.load(Ordering::SeqCst),
         st.unavailable.load(Ordering::SeqCst),
     );
-    assert!(d > 0 && s > 0 && u > 0, "faults: {d} drops, {s} stalls, {u} 503s");
+    assert!(
+        d > 0 && s > 0 && u > 0,
+        "faults: {d} drops, {s} stalls, {u} 503s"
+    );
     assert!(s3.uploads(&b).is_empty(), "{:?}", s3.uploads(&b));
 }
 
@@ -115,13 +140,32 @@ fn the_server_dying_during_an_upload_is_exit_2_and_leaves_no_set() {
     let err = stderr_text(&mut child);
     assert_eq!(st.code(), Some(2), "{err}");
     assert!(err.contains("s3://") && err.contains("d.bak"), "{err}");
-    assert!(s3.keys(&b).is_empty(), "an object was left: {:?}", s3.keys(&b));
+    assert!(
+        s3.keys(&b).is_empty(),
+        "an object was left: {:?}",
+        s3.keys(&b)
+    );
     // The server is back: what the dead one kept of the upload is found and aborted.
     proxy.revive();
-    let l = run_env("bak-write", &args!["--uploads", "list", "--json", &dev], b"", &env);
+    let l = run_env(
+        "bak-write",
+        &args!["--uploads", "list", "--json", &dev],
+        b"",
+        &env,
+    );
     assert_eq!(l.code, 0, "{}", l.stderr);
-    assert_eq!(json_lines(&l.stdout).len(), 1, "{}", String::from_utf8_lossy(&l.stdout));
-    let a = run_env("bak-write", &args!["--uploads", "abort", "--quiet", &dev], b"", &env);
+    assert_eq!(
+        json_lines(&l.stdout).len(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&l.stdout)
+    );
+    let a = run_env(
+        "bak-write",
+        &args!["--uploads", "abort", "--quiet", &dev],
+        b"",
+        &env,
+    );
     assert_eq!(a.code, 0, "{}", a.stderr);
     assert!(s3.uploads(&b).is_empty());
     let h = run_env("bak-header", &args![&dev], b"", &env);
@@ -138,11 +182,21 @@ fn bak_header_on_urls_fetches_a_bounded_number_of_bytes() {
         let dev = url(&b, &format!("c{i}.bak"));
         // Three sets, the last of the given size.
         for n in [1 << 16, 1 << 20, mib << 20] {
-            let w = run_env("bak-write", &args!["--quiet", &dev], &data(n, 44), &s3.env());
+            let w = run_env(
+                "bak-write",
+                &args!["--quiet", &dev],
+                &data(n, 44),
+                &s3.env(),
+            );
             assert_eq!(w.code, 0, "{}", w.stderr);
         }
         let proxy = Proxy::start(s3.port, Plan::none());
-        let h = run_env("bak-header", &args!["--json", &dev], b"", &s3_env(&proxy.endpoint()));
+        let h = run_env(
+            "bak-header",
+            &args!["--json", &dev],
+            b"",
+            &s3_env(&proxy.endpoint()),
+        );
         assert_eq!(h.code, 0, "{}", h.stderr);
         assert_eq!(json_lines(&h.stdout).len(), 3);
         let bytes = proxy.stats().bytes_down.load(Ordering::SeqCst);

@@ -475,3 +475,66 @@ fn expiry_init_skip_and_format_keep_their_meaning_on_objects() {
     let r = tool(s3, "bak-read", &args!["--quiet", &devs], b"");
     assert!(r.code == 0 && r.stdout == b"z", "{}", r.stderr);
 }
+
+#[test]
+fn azure_blobs_in_azurite_round_trip_with_files_and_volumes() {
+    let t = temp_dir("azurite");
+    let Some(az) = azurite(t.path()) else { return };
+    azure_container(az.port, "backups");
+    let env = azurite_env(az.port);
+    let file = t.path().join("local.bak");
+    let devs = vec![
+        PathBuf::from("az://backups/db/a.bak"),
+        PathBuf::from("az://backups/db/b.bak"),
+        file.clone(),
+    ];
+    let input = data(20 << 20, 51);
+    let w = run_env(
+        "bak-write",
+        &args!["--quiet", "--volume-size", "4M", "--part-size", "5M", &devs],
+        &input,
+        &env,
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let r = run_env(
+        "bak-read",
+        &args!["--quiet", &devs[2], &devs[1], &devs[0]],
+        b"",
+        &env,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout == input, "restored bytes differ");
+    let two = data(1 << 20, 52);
+    let w = run_env(
+        "bak-write",
+        &args!["--quiet", "--name", "two", &devs],
+        &two,
+        &env,
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    let h = run_env("bak-header", &args!["--json", &devs], b"", &env);
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    assert_eq!(json_lines(&h.stdout).len(), 2);
+    let r = run_env(
+        "bak-read",
+        &args!["--quiet", "--file", "2", &devs],
+        b"",
+        &env,
+    );
+    assert!(r.code == 0 && r.stdout == two, "{}", r.stderr);
+    let v = run_env("bak-verify", &args![&devs], b"", &env);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    // A container that does not exist is named, and not created.
+    let o = run_env(
+        "bak-write",
+        &args!["--quiet", "az://nosuch/x.bak"],
+        b"x",
+        &env,
+    );
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("container \"nosuch\" does not exist"),
+        "{}",
+        o.stderr
+    );
+}

@@ -353,3 +353,104 @@ pub fn s3s_env(port: u16, secret: &str) -> Vec<(String, String)> {
     }
     e
 }
+
+/// Azurite's well-known development account and key (public: the emulator's own).
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// Azurite's blob service on a free port, its data in `dir`; `None` (after saying SKIPPED)
+/// when it is not installed.
+pub fn azurite(dir: &std::path::Path) -> Option<Server> {
+    let exe = servers_dir().join("azurite/node_modules/.bin/azurite-blob");
+    if !exe.exists() {
+        skip(&format!(
+            "Azurite not installed in {} (bash tests/test.sh installs it)",
+            servers_dir().display()
+        ));
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new(exe)
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .arg("--location")
+        .arg(dir)
+        .args(["--disableTelemetry", "--skipApiVersionCheck"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let s = Server { child, port };
+    assert!(wait_listening(port, 30), "Azurite did not start");
+    Some(s)
+}
+
+/// The environment that points the tools at Azurite.
+pub fn azurite_env(port: u16) -> Vec<(String, String)> {
+    vec![
+        ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
+        (
+            "AZURITE_BLOB_STORAGE_URL".into(),
+            format!("http://127.0.0.1:{port}"),
+        ),
+    ]
+}
+
+/// An HTTP date (RFC 7231) for now.
+fn http_date() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Create a container in Azurite (the tools never create one), signed with the
+/// emulator's shared key.
+pub fn azure_container(port: u16, name: &str) {
+    use base64::Engine as _;
+    let date = http_date();
+    let version = "2021-08-06";
+    let to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{a}/{a}/{name}\nrestype:container",
+        a = AZURITE_ACCOUNT
+    );
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &b64.decode(AZURITE_KEY).unwrap());
+    let sig = b64.encode(ring::hmac::sign(&key, to_sign.as_bytes()).as_ref());
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to Azurite");
+    write!(
+        s,
+        "PUT /{AZURITE_ACCOUNT}/{name}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         x-ms-date: {date}\r\nx-ms-version: {version}\r\n\
+         Authorization: SharedKey {AZURITE_ACCOUNT}:{sig}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 201"),
+        "create container {name}: {reply}"
+    );
+}

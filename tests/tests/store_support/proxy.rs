@@ -160,7 +160,8 @@ fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<(String,
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
         })
         .unwrap_or(0);
     let mut body = vec![0u8; len];
@@ -220,7 +221,9 @@ fn connection(c: TcpStream, s: &Shared) -> std::io::Result<()> {
         let mut resp = Vec::new();
         up.read_to_end(&mut resp)?;
         let resp = keep_alive(&resp);
-        s.stats.bytes_down.fetch_add(resp.len() as u64, Ordering::SeqCst);
+        s.stats
+            .bytes_down
+            .fetch_add(resp.len() as u64, Ordering::SeqCst);
         out.write_all(&resp)?;
     }
     Ok(())
