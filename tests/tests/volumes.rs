@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use crate::store_support::*;
 use crate::util::*;
 
+/// Volume `k` of the family whose first volume is `first` (docs/FORMAT.md, "Volumes").
 fn vol(first: &Path, k: u16) -> PathBuf {
+    if k == 1 {
+        return first.to_path_buf();
+    }
     PathBuf::from(format!("{}.v{k}", first.display()))
 }
 
@@ -232,11 +236,17 @@ fn volume_size_on_urls_mixed_with_files() {
         &s3.env(),
     );
     assert_eq!(w.code, 0, "{}", w.stderr);
+    // How the blocks split between the object and the file depends on which is faster; the
+    // volumes of both are within the size, and 20 MiB take four of them at least.
     let sizes = s3.sizes(&b);
     assert!(sizes.iter().all(|(_, n)| *n <= 6 << 20), "{sizes:?}");
-    assert!(sizes.iter().any(|(k, _)| k == "m.bak.v2"), "{sizes:?}");
-    assert!(vol(&devs[1], 2).exists());
-    assert!(std::fs::metadata(vol(&devs[1], 2)).unwrap().len() <= 6 << 20);
+    let files: Vec<u64> = (1..)
+        .map(|k| vol(&devs[1], k))
+        .take_while(|p| p.exists())
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert!(files.iter().all(|&n| n <= 6 << 20), "{files:?}");
+    assert!(sizes.len() + files.len() >= 4, "{sizes:?} {files:?}");
     let r = run_env(
         "bak-read",
         &args!["--quiet", &devs[1], &devs[0]],
