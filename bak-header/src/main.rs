@@ -16,6 +16,9 @@ const EXAMPLES: &str = "Examples:
   bak-header --json nightly.bak | jq .BackupSize  # for CI: one JSON object per line
 
 On files only the headers, trailing records and back pointers are read; pipes are streamed.
+Devices may be object-store URLs (s3://BUCKET/KEY, az://CONTAINER/PATH, gs://BUCKET/KEY), with
+endpoint and credentials from the environment (bak-write --help names the variables); a family
+on volumes is given by its first volume (NAME; NAME.v2, ... are found from it).
 JSON keys are SQL Server's column names; docs/OUTPUT.md lists them.
 
 Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
