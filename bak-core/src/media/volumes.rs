@@ -392,10 +392,14 @@ pub(crate) struct VolumeWriter {
 /// one is full. On object storage (a device whose volumes have a size limit) the writer is
 /// always used: a new set goes into new volume objects, and no object outgrows the store's
 /// limit.
+///
+/// Volumes that do not make a whole chain (one missing in the middle) are damage that an
+/// append refuses; `--init` and `--format` (`starting_over`) write over them, and remove them.
 pub(crate) fn for_writing(
     dev: Box<dyn WriteDevice>,
     volume_size: Option<u64>,
     sync: bool,
+    starting_over: bool,
 ) -> Result<Box<dyn WriteDevice>> {
     let name = dev.name().to_string();
     let Some(vols) = dev.volumes() else {
@@ -419,7 +423,14 @@ pub(crate) fn for_writing(
     if first_len > 0 {
         if let Some(r) = vols.open(1)? {
             if let Ok(Some(label)) = volume_label(r.as_ref(), &name) {
-                let chain = open_chain(r, &label, vols.as_ref())?;
+                let chain = match open_chain(r, &label, vols.as_ref()) {
+                    Ok(c) => c,
+                    Err(e) if starting_over && e.is_media_damage() => {
+                        broken_chain(vols.as_ref(), &name, &mut spans)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                let orphans = std::mem::take(&mut spans);
                 for (i, v) in chain.vols.iter().enumerate() {
                     spans.push(Span {
                         k: i as u16 + 1,
@@ -427,6 +438,7 @@ pub(crate) fn for_writing(
                         end: v.end(),
                     });
                 }
+                spans.extend(orphans);
                 existing = Some(VolumeReader::new(Arc::new(chain)));
             }
         }
@@ -462,6 +474,43 @@ pub(crate) fn for_writing(
         },
         pos: 0,
     }))
+}
+
+/// Volume 1 alone as what a starting-over backup finds, and every other volume there is as a
+/// span past it, for `set_len` to remove.
+fn broken_chain(vols: &dyn Volumes, name: &str, orphans: &mut Vec<Span>) -> Result<Chain> {
+    let Some(first) = vols.open(1)? else {
+        return Err(Error::io(name, "open", io::ErrorKind::NotFound.into()));
+    };
+    let len = random(first.as_ref())
+        .and_then(|r| r.len())
+        .map_err(|e| Error::io(name, "stat", e))?;
+    let mut misses = 0;
+    for k in 2..=u16::MAX {
+        if vols.open(k)?.is_some() {
+            misses = 0;
+            orphans.push(Span {
+                k,
+                start: len,
+                end: len,
+            });
+        } else {
+            misses += 1;
+            if misses == 2 {
+                break;
+            }
+        }
+    }
+    Ok(Chain {
+        name: name.to_string(),
+        vols: vec![Vol {
+            dev: Mutex::new(first),
+            start: 0,
+            skip: 0,
+            len,
+        }],
+        continued: false,
+    })
 }
 
 impl VolumeWriter {
@@ -741,5 +790,242 @@ impl WriteDevice for VolumeWriter {
     }
     fn volumes(&self) -> Option<Box<dyn Volumes>> {
         self.first.volumes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{volume_name, MemDevice};
+    use crate::ops::backup::{backup, BackupOptions};
+    use crate::ops::restore::{restore, RestoreOptions};
+    use crate::Stop;
+    use std::collections::BTreeMap;
+
+    /// Volumes in memory: volume 1 and the ones after it, by number.
+    #[derive(Clone, Default)]
+    struct MemVolumes(Arc<Mutex<BTreeMap<u16, MemDevice>>>);
+
+    impl MemVolumes {
+        fn get(&self, k: u16) -> Option<MemDevice> {
+            self.0.lock().unwrap().get(&k).cloned()
+        }
+        fn dev(&self, k: u16) -> OnVolumes {
+            let d = self
+                .0
+                .lock()
+                .unwrap()
+                .entry(k)
+                .or_insert_with(|| MemDevice::new(volume_name("m", k)))
+                .handle();
+            OnVolumes(d, self.clone())
+        }
+    }
+
+    impl Volumes for MemVolumes {
+        fn name(&self, k: u16) -> String {
+            volume_name("m", k)
+        }
+        fn open(&self, k: u16) -> Result<Option<Box<dyn ReadDevice>>> {
+            Ok(self
+                .get(k)
+                .map(|d| Box::new(OnVolumes(d.handle(), self.clone())) as _))
+        }
+        fn create(&self, k: u16) -> Result<Box<dyn WriteDevice>> {
+            Ok(Box::new(self.dev(k)))
+        }
+        fn remove(&self, k: u16) -> Result<()> {
+            self.0.lock().unwrap().remove(&k);
+            Ok(())
+        }
+    }
+
+    /// A memory device that has volumes (as a file has).
+    struct OnVolumes(MemDevice, MemVolumes);
+
+    impl ReadDevice for OnVolumes {
+        fn name(&self) -> &str {
+            ReadDevice::name(&self.0)
+        }
+        fn caps(&self) -> Caps {
+            ReadDevice::caps(&self.0)
+        }
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            ReadDevice::read(&mut self.0, buf)
+        }
+        fn random(&self) -> Option<&dyn RandomRead> {
+            ReadDevice::random(&self.0)
+        }
+        fn seek(&mut self, offset: u64) -> io::Result<()> {
+            ReadDevice::seek(&mut self.0, offset)
+        }
+        fn into_random(
+            self: Box<Self>,
+        ) -> std::result::Result<Box<dyn RandomRead>, Box<dyn ReadDevice>> {
+            Ok(Box::new(self.0))
+        }
+        fn try_clone(&self) -> io::Result<Box<dyn ReadDevice>> {
+            Ok(Box::new(OnVolumes(self.0.handle(), self.1.clone())))
+        }
+        fn volumes(&self) -> Option<Box<dyn Volumes>> {
+            Some(Box::new(self.1.clone()))
+        }
+    }
+
+    impl WriteDevice for OnVolumes {
+        fn name(&self) -> &str {
+            WriteDevice::name(&self.0)
+        }
+        fn caps(&self) -> Caps {
+            WriteDevice::caps(&self.0)
+        }
+        fn existing(&self) -> Option<&dyn RandomRead> {
+            WriteDevice::existing(&self.0)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            WriteDevice::set_len(&self.0, len)
+        }
+        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+            WriteDevice::write_at(&self.0, buf, offset)
+        }
+        fn begin(&mut self, offset: u64) -> io::Result<()> {
+            WriteDevice::begin(&mut self.0, offset)
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            WriteDevice::write_vectored(&mut self.0, bufs)
+        }
+        fn volumes(&self) -> Option<Box<dyn Volumes>> {
+            Some(Box::new(self.1.clone()))
+        }
+    }
+
+    fn write(v: &MemVolumes, input: &[u8], volume_size: Option<u64>) {
+        let opts = BackupOptions {
+            sync: false,
+            max_transfer: 64 << 10,
+            volume_size,
+            ..Default::default()
+        };
+        let devs: Vec<Box<dyn WriteDevice>> = vec![Box::new(v.dev(1))];
+        backup(&mut &input[..], "in", devs, &opts, &|_| {}, &Stop::new()).unwrap();
+    }
+
+    fn read(v: &MemVolumes, position: u32) -> Result<Vec<u8>> {
+        let devs = crate::media::open_devices(vec![Box::new(OnVolumes(
+            v.get(1).unwrap().handle(),
+            v.clone(),
+        ))])?;
+        let mut out = Vec::new();
+        let opts = RestoreOptions {
+            position,
+            ..Default::default()
+        };
+        restore(devs, &opts, &mut out, "out", &|_| {}, &Stop::new())?;
+        Ok(out)
+    }
+
+    fn pattern(n: usize, seed: u32) -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) ^ seed) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn volumes_hold_whole_records_within_the_size_and_read_back_as_one_family() {
+        let v = MemVolumes::default();
+        let one = pattern(3 << 20, 1);
+        write(&v, &one, Some(MIN_VOLUME_SIZE));
+        let two = pattern(1_500_000, 2);
+        write(&v, &two, Some(MIN_VOLUME_SIZE));
+        let vols = v.0.lock().unwrap().clone();
+        assert!(vols.len() >= 5, "{} volumes", vols.len());
+        let mut end = 0u64;
+        for (k, d) in &vols {
+            let b = d.to_vec();
+            assert!(
+                b.len() as u64 <= MIN_VOLUME_SIZE,
+                "volume {k}: {} bytes",
+                b.len()
+            );
+            let l = parse_label(&b[..MEDIA_HEADER_SPAN as usize]).unwrap();
+            assert_eq!(l.media_sequence, *k);
+            if *k > 1 {
+                assert_eq!(
+                    l.volume_start,
+                    end,
+                    "volume {k} goes on where {} ends",
+                    k - 1
+                );
+                assert_eq!(l.flags & MEDIA_FLAG_SET_MAP, 0);
+            }
+            // Every volume but the last ends with the next one's label.
+            let skip = if *k == 1 { 0 } else { CONT_HEADER };
+            let trailer = if vols.contains_key(&(k + 1)) {
+                let t = parse_label(&b[b.len() - MEDIA_HEADER_SPAN as usize..]).unwrap();
+                assert_eq!(t.media_sequence, k + 1);
+                MEDIA_HEADER_SPAN
+            } else {
+                0
+            };
+            end += b.len() as u64 - skip - trailer;
+        }
+        assert_eq!(read(&v, 1).unwrap(), one);
+        assert_eq!(read(&v, 2).unwrap(), two);
+    }
+
+    #[test]
+    fn a_family_without_volume_size_stays_one_device() {
+        let v = MemVolumes::default();
+        write(&v, &pattern(2 << 20, 3), None);
+        assert_eq!(v.0.lock().unwrap().len(), 1);
+        assert_eq!(read(&v, 1).unwrap(), pattern(2 << 20, 3));
+    }
+
+    #[test]
+    fn init_removes_the_volumes_after_the_first_and_a_gap_is_named() {
+        let v = MemVolumes::default();
+        write(&v, &pattern(3 << 20, 4), Some(MIN_VOLUME_SIZE));
+        let n = v.0.lock().unwrap().len() as u16;
+        assert!(n >= 3);
+        v.0.lock().unwrap().remove(&2);
+        let e = read(&v, 1).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("volume 2 of family 1 is missing (m.v2)"),
+            "{e}"
+        );
+        let opts = BackupOptions {
+            sync: false,
+            mode: crate::InitMode::Init,
+            ..Default::default()
+        };
+        // A gap is damage an append refuses...
+        let append = BackupOptions {
+            sync: false,
+            ..Default::default()
+        };
+        let devs: Vec<Box<dyn WriteDevice>> = vec![Box::new(v.dev(1))];
+        let r = backup(
+            &mut &b"more"[..],
+            "in",
+            devs,
+            &append,
+            &|_| {},
+            &Stop::new(),
+        );
+        assert!(
+            r.is_err_and(|e| e.is_media_damage()),
+            "append over a broken chain"
+        );
+        assert_eq!(
+            v.0.lock().unwrap().len() as u16,
+            n - 1,
+            "the refused append changed nothing"
+        );
+        // ...and INIT starts over, removing every other volume.
+        let devs: Vec<Box<dyn WriteDevice>> = vec![Box::new(v.dev(1))];
+        backup(&mut &b"again"[..], "in", devs, &opts, &|_| {}, &Stop::new()).unwrap();
+        assert_eq!(v.0.lock().unwrap().len(), 1);
+        assert_eq!(read(&v, 1).unwrap(), b"again");
     }
 }

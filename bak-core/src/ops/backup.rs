@@ -256,7 +256,10 @@ pub fn backup(
     }
     let devices = devices
         .into_iter()
-        .map(|d| crate::media::volumes::for_writing(d, opts.volume_size, opts.sync))
+        .map(|d| {
+            let over = opts.mode != InitMode::Append;
+            crate::media::volumes::for_writing(d, opts.volume_size, opts.sync, over)
+        })
         .collect::<Result<Vec<_>>>()?;
     let (plans, position, formatted) = prepare(&devices, opts)?;
     let set_id = new_guid();
