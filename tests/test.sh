@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: the README's test command, `cargo build --workspace && cargo test --workspace`, with
 # its output streaming as usual and its exit status passed through, then which tests skipped.
-# A test that cannot do its work here (no ../shared/fixtures/sqlserver, no groff) passes as `ok`
+# A test that cannot do its work here (no ../shared/fixtures/sqlserver, no groff, no object-store
+# server installed) passes as `ok`
 # but prints `SKIPPED: <test>: <why>` on stderr (tests/tests/util.rs, `skip`); this counts them.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,10 @@ trap 'rm -f "$log"' EXIT
 if [ -t 2 ] && [ -z "${CARGO_TERM_COLOR:-}" ]; then
   export CARGO_TERM_COLOR=always
 fi
+
+# The object-store servers the tests start (moto, ...), installed where missing.
+export BAK_TEST_SERVERS=${BAK_TEST_SERVERS:-$(realpath -m "${CARGO_TARGET_DIR:-target}")/test-servers}
+bash tests/servers.sh
 
 # stderr goes through tee, line by line as it comes, to the terminal and to the log; stdout
 # is untouched.

@@ -8,12 +8,14 @@ use std::process::ExitCode;
 use bak_core::Error;
 
 pub mod dates;
+pub mod devices;
 pub mod generate;
 pub mod keys;
 pub mod many;
 pub mod output;
 pub mod signals;
 
+pub use devices::StoreArgs;
 pub use keys::{EncryptArgs, KeyArgs};
 pub use output::{Inputs, Output, OutputOptions};
 pub use signals::{stop_on_signals, EXIT_INTERRUPTED};
@@ -309,7 +311,7 @@ pub enum Media {
 /// refuse foreign files or a mix of formats.
 pub fn open_media(paths: &[std::path::PathBuf]) -> anyhow::Result<Media> {
     use bak_core::bytes::MediaKind;
-    let opened = bak_core::open_paths(paths)?;
+    let opened = devices::open_paths(paths)?;
     let mut kinds = Vec::new();
     for d in &opened {
         match d.kind() {

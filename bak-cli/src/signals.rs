@@ -121,6 +121,14 @@ fn force_exit() -> ! {
     for line in partials.iter().filter_map(settle) {
         say!("{tool}: {line}");
     }
+    // Uploads to object storage that never completed: nothing of them is to stay.
+    let n = bak_store::abort_unfinished();
+    if n > 0 {
+        say!(
+            "{tool}: aborted {n} unfinished upload{}",
+            if n == 1 { "" } else { "s" }
+        );
+    }
     std::process::exit(EXIT_INTERRUPTED.into())
 }
 

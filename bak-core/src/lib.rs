@@ -65,9 +65,10 @@ pub mod report;
 
 pub use engine::Stop;
 pub use error::{Error, Location, Refusal, Result};
-pub use media::{open_devices, open_paths, InitMode, Opened};
+pub use media::{open_devices, open_paths, open_paths_with, InitMode, Opened};
 pub use ops::backup::{
-    backup, current_host, current_user, now_us, open_backup_devices, BackupOptions, BackupSummary,
+    backup, current_host, current_user, now_us, open_backup_devices, open_backup_devices_with,
+    BackupOptions, BackupSummary,
 };
 pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
 pub use ops::verify::{verify, VerifyOptions};

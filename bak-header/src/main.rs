@@ -26,6 +26,9 @@ Devices may belong to different media sets: each row names its device and media 
 that cannot be read is reported and the others listed. On files only the headers, trailing
 records and back pointers are read; pipes are streamed. JSON keys are SQL Server's column
 names; docs/OUTPUT.md lists them.
+Devices may be object-store URLs (s3://BUCKET/KEY, az://CONTAINER/PATH, gs://BUCKET/KEY), with
+endpoint and credentials from the environment (bak-write --help names the variables); a family
+on volumes is given by its first volume (NAME; NAME.v2, ... are found from it).
 
 Exit status: 0 good; 1 media damaged or incomplete, or (--chain) a restore sequence broken;
 2 usage or I/O error (a device that cannot be read), or media this build cannot read
@@ -189,7 +192,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
             );
         }
         if sets.len() > 1 {
-            anyhow::bail!("--tables lists one media set at a time; the devices given hold {}", sets.len());
+            anyhow::bail!(
+                "--tables lists one media set at a time; the devices given hold {}",
+                sets.len()
+            );
         }
         return match mtf.next() {
             Some(devs) => {

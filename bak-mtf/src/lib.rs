@@ -161,7 +161,9 @@ impl MtfDevice {
         &'a self,
         s: &'a SetRec,
     ) -> impl Iterator<Item = &'a unsupported::Finding> + 'a {
-        self.findings.iter().filter(move |f| f.sset_off == s.sset_off)
+        self.findings
+            .iter()
+            .filter(move |f| f.sset_off == s.sset_off)
     }
 
     /// The device's name in messages.
@@ -282,7 +284,6 @@ impl MtfDevice {
             }
         }
     }
-
 }
 
 /// The devices as one media set, ordered by family. `whole` demands every family.

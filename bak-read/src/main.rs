@@ -24,6 +24,10 @@ the key nothing is written and the exit status is 2, with the keys that would op
 Every block is authenticated before it is written.
 
 Devices may be given in any order; each is recognised by its media header.
+Devices may be object-store URLs (s3://BUCKET/KEY, az://CONTAINER/PATH, gs://BUCKET/KEY), with
+endpoint and credentials from the environment (bak-write --help names the variables); a family
+on volumes is given by its first volume (NAME; NAME.v2, ... are found from it). A URL
+device keeps 4 ranged GETs of 4 MiB in flight (16 MiB of memory).
 
 An output file is written under a temporary name beside it and renamed when the restore is
 whole; on failure or a signal it is removed (unless --keep-partial). An existing file is

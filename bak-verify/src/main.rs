@@ -19,6 +19,10 @@ sequence across families, the MBC and trailing config, and (unless --fast) the d
 against the end-to-end digest. Every problem is listed, each naming file, family, set, block
 and byte offset.
 
+Devices may be object-store URLs (s3://BUCKET/KEY, az://CONTAINER/PATH, gs://BUCKET/KEY), with
+endpoint and credentials from the environment (bak-write --help names the variables); a family
+on volumes is given by its first volume (NAME; NAME.v2, ... are found from it).
+
 An encrypted set needs its key (--identity or --passphrase-file) for a full verify, which then
 also authenticates every block and record; --fast checks its stored bytes without a key.
 

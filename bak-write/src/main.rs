@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bak_cli::{mb_per_s, parse_size, Progress, EXIT_OK};
 use bak_core::bytes::{guid_string, hex, Codec};
-use bak_core::{backup, open_backup_devices, BackupOptions, InitMode};
+use bak_core::{backup, BackupOptions, InitMode};
 use clap::Parser;
 
 /// The last instant an expiration date may name: 9999-12-31T23:59:59Z, in microseconds.
@@ -27,8 +27,16 @@ With --recipient, --recipient-file or --passphrase-file the set is encrypted (co
 its data can be read only with an age identity of a recipient or the passphrase; names, sizes
 and times stay readable (docs/FORMAT.md, \"Encryption\"). Keep the identity apart from the media.
 
-Devices are files (created when missing), FIFOs, character devices, or - for standard output.
+Devices are files (created when missing), FIFOs, character devices, - for standard output, or
+object-store URLs (s3://BUCKET/KEY, az://CONTAINER/PATH, gs://BUCKET/KEY), in any mix.
 On devices that already hold a media set, a new backup set is appended (NOINIT).
+
+URL devices take their endpoint and credentials from the environment (AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP=true for plain http;
+AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_USE_EMULATOR; the Google
+equivalents). An object is uploaded in parts, --parts-in-flight at a time: memory per URL
+device is (--parts-in-flight + 1) x --part-size, 40 MiB by default. Nothing is visible until
+the upload completes; a failed or interrupted upload is aborted. A bucket is never created.
 
 Exit status: 0 good; 1 media damaged or incomplete; 2 usage or I/O error; 130 interrupted
 (SIGINT or SIGTERM: the set being written is left incomplete, and the next append replaces it).";
@@ -85,11 +93,18 @@ struct Args {
     /// The set may not be overwritten for N days (up to the year 9999; wins over --expire-date).
     #[arg(long, value_name = "N")]
     retain_days: Option<u32>,
+    /// Spread each family over volumes of at most SIZE bytes (files and URLs; 1M at least):
+    /// volume 1 is the DEVICE named, volume 2 DEVICE.v2, and so on. Readers find the volumes
+    /// from the first one's name.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    volume_size: Option<u64>,
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
     #[command(flatten)]
     encrypt: bak_cli::EncryptArgs,
+    #[command(flatten)]
+    store: bak_cli::StoreArgs,
     #[command(flatten)]
     progress: bak_cli::ProgressArgs,
     /// No bar, no --stats lines and no summary (--progress json still prints).
@@ -98,6 +113,11 @@ struct Args {
     /// Print the summary as one JSON object on standard output.
     #[arg(long)]
     json: bool,
+    /// URL devices: list (`list`) or abort (`abort`) the unfinished uploads of each family
+    /// (its key and its volumes' keys) that a killed backup left, instead of writing a backup.
+    /// S3 only. Abort only when no backup to these devices is running.
+    #[arg(long, value_name = "ACTION", value_parser = ["list", "abort"])]
+    uploads: Option<String>,
     /// Print a man page or a shell completion script for this tool, and exit.
     #[arg(long, value_name = "KIND", hide_short_help = true)]
     generate: Option<bak_cli::generate::Kind>,
@@ -120,6 +140,40 @@ fn parse_codec(s: &str) -> anyhow::Result<Codec> {
     }
 }
 
+/// `--uploads list|abort`: what killed backups left unfinished in object storage.
+fn unfinished_uploads(args: &Args, abort: bool) -> anyhow::Result<u8> {
+    let mut rows = Vec::new();
+    for d in &args.devices {
+        anyhow::ensure!(
+            bak_cli::devices::is_url(d),
+            "--uploads: {} is not a URL; only objects have unfinished uploads",
+            bak_cli::devices::shown(d)
+        );
+        rows.extend(bak_store::list_unfinished(d)?);
+    }
+    if abort {
+        for u in &rows {
+            bak_store::abort(u)?;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let format = if args.json {
+        bak_cli::Format::Json
+    } else {
+        bak_cli::Format::Table
+    };
+    bak_cli::render(&mut out, &rows, &["Url", "UploadId", "Initiated"], format)?;
+    if !args.quiet && !args.json {
+        bak_cli::say!(
+            "{} unfinished upload{}{}",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" },
+            if abort { " aborted" } else { "" }
+        );
+    }
+    Ok(EXIT_OK)
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
@@ -132,6 +186,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
     use bak_core::limits::*;
     // First, so that a signal ends the tool in every state, opening a FIFO included.
     let stop = bak_cli::stop_on_signals()?;
+    if let Some(action) = &args.uploads {
+        return unfinished_uploads(&args, action == "abort");
+    }
     let codec = parse_codec(&args.compress)?;
     if args.json && args.devices.iter().any(|d| d.as_os_str() == "-") {
         anyhow::bail!("--json prints on standard output, which is a device here; drop one of them");
@@ -184,6 +241,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     };
     opts.skip = args.skip || args.format;
     opts.sync = !args.no_sync;
+    opts.volume_size = args.volume_size;
     opts.expire_us = match (args.retain_days, &args.expire_date) {
         (Some(d), _) => bak_core::now_us()
             .checked_add(i64::from(d) * 86_400_000_000)
@@ -204,6 +262,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
     // Recipients and the passphrase are read and checked before any device is opened.
     opts.encryption = args.encrypt.encryption()?;
     opts.check()?;
+    let store = args.store.options()?;
 
     // What is read must not be one of the devices written: `bak-write -i X X`, or
     // `bak-write X < X`, would write the media over their own source.
@@ -263,7 +322,7 @@ fn run(args: Args) -> anyhow::Result<u8> {
             _ => bak_core::device::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
         }
     }
-    let devices = open_backup_devices(&args.devices, mts)?;
+    let devices = bak_cli::devices::open_write_devices(&args.devices, mts, &store)?;
     let progress = Progress::new("BACKUP", opts.expected_size, &args.progress, args.quiet);
     let result = backup(
         &mut input,

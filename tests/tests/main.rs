@@ -7,6 +7,7 @@
 #[macro_use]
 mod util;
 mod mtf_support;
+mod store_support;
 
 // bak media through the tools.
 mod appends_and_init;
@@ -22,10 +23,13 @@ mod header_many;
 mod hostile_environment;
 mod interrupts;
 mod nothing_lost;
+mod object_faults;
+mod object_storage;
 mod pipes_and_fifos;
 mod progress_output;
 mod read_checks_like_verify;
 mod verify_reports;
+mod volumes;
 mod write_read;
 
 // bak-core in process.
@@ -46,5 +50,5 @@ mod sqlserver_pipes;
 mod sqlserver_range;
 mod sqlserver_rows;
 mod sqlserver_synthetic;
-mod sqlserver_unsupported;
 mod sqlserver_tables;
+mod sqlserver_unsupported;

@@ -39,6 +39,9 @@ pub struct MediaHeader {
     pub software_name: String,
     /// Its version.
     pub software_version: String,
+    /// Volumes 2 and later only: the offset in the family at which this volume's bytes (those
+    /// after its label) go on. 0 on volume 1, where it is not written.
+    pub volume_start: u64,
 }
 
 impl MediaHeader {
@@ -60,6 +63,10 @@ impl MediaHeader {
             .str(&self.media_description)
             .str(&self.software_name)
             .str(&self.software_version);
+        // A continuation volume says where it goes on; volume 1 is byte for byte as in 1.0.
+        if self.media_sequence > 1 {
+            p.u64(self.volume_start);
+        }
         p.0
     }
 
@@ -75,7 +82,7 @@ impl MediaHeader {
     /// Parse a checked body.
     pub fn parse_body(b: &[u8], at: &Location) -> Result<Self> {
         let mut g = Get::new(b, at, "media header");
-        let h = MediaHeader {
+        let mut h = MediaHeader {
             media_set_id: g.arr()?,
             family_id: g.arr()?,
             family_count: g.u16()?,
@@ -101,7 +108,19 @@ impl MediaHeader {
             media_description: g.str()?,
             software_name: g.str()?,
             software_version: g.str()?,
+            volume_start: 0,
         };
+        if h.media_sequence == 0 {
+            return Err(Error::mismatch(
+                at.clone(),
+                "media sequence number out of range",
+                "1 or more",
+                0,
+            ));
+        }
+        if h.media_sequence > 1 {
+            h.volume_start = g.u64()?;
+        }
         if h.family_count == 0 || h.family_count > 64 {
             return Err(Error::mismatch(
                 at.clone(),
@@ -1095,6 +1114,7 @@ mod tests {
             media_description: "Ünïcode ✓".into(),
             software_name: "bak".into(),
             software_version: "0.1.0".into(),
+            volume_start: 0,
         }
     }
 
@@ -1105,6 +1125,38 @@ mod tests {
         assert_eq!(b.len(), MEDIA_HEADER_SPAN as usize);
         let (_, body) = parse_frame(&b, RecordType::MediaHeader, &at()).unwrap();
         assert_eq!(MediaHeader::parse_body(body, &at()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_continuation_label_says_where_its_volume_goes_on() {
+        let one = media();
+        // Volume 1 is byte for byte a 1.0 label: no volume start written.
+        assert_eq!(
+            one.encode_body().len() + 8,
+            MediaHeader {
+                media_sequence: 2,
+                ..media()
+            }
+            .encode_body()
+            .len()
+        );
+        let three = MediaHeader {
+            media_sequence: 3,
+            volume_start: 123_456_789,
+            ..media()
+        };
+        let b = three.encode();
+        let (_, body) = parse_frame(&b, RecordType::MediaHeader, &at()).unwrap();
+        assert_eq!(MediaHeader::parse_body(body, &at()).unwrap(), three);
+        // Cut before its volume start: not a whole continuation label.
+        let body = three.encode_body();
+        assert!(MediaHeader::parse_body(&body[..body.len() - 8], &at()).is_err());
+        let zero = MediaHeader {
+            media_sequence: 0,
+            ..media()
+        }
+        .encode_body();
+        assert!(MediaHeader::parse_body(&zero, &at()).is_err());
     }
 
     #[test]

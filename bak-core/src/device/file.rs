@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Caps, Mapping, RandomRead, ReadDevice, WriteDevice};
+use super::{volume_name, Caps, Mapping, RandomRead, ReadDevice, Volumes, WriteDevice};
 use crate::error::{Error, Refusal, Result};
 
 /// A regular file, read or written.
@@ -16,6 +16,9 @@ pub struct FileDevice {
     path: PathBuf,
     file: File,
     writable: bool,
+    /// False for a file handed in open ([`FileDevice::from_file`]): its name is no path to
+    /// find other volumes beside.
+    named: bool,
 }
 
 impl FileDevice {
@@ -27,6 +30,7 @@ impl FileDevice {
             path: path.to_path_buf(),
             file,
             writable: false,
+            named: true,
         })
     }
 
@@ -58,6 +62,7 @@ impl FileDevice {
             path: path.to_path_buf(),
             file,
             writable: true,
+            named: true,
         })
     }
 
@@ -69,12 +74,60 @@ impl FileDevice {
             name,
             file,
             writable: false,
+            named: false,
         }
     }
 
     /// The path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The volumes of a family on files: `NAME`, `NAME.v2`, `NAME.v3`, ... in one directory.
+#[derive(Debug, Clone)]
+pub struct FileVolumes {
+    first: PathBuf,
+}
+
+impl FileVolumes {
+    /// The volumes of the family whose first volume is the file `first`.
+    pub fn new(first: &Path) -> Self {
+        FileVolumes {
+            first: first.to_path_buf(),
+        }
+    }
+
+    fn path(&self, k: u16) -> PathBuf {
+        PathBuf::from(volume_name(&self.first.to_string_lossy(), k))
+    }
+}
+
+impl Volumes for FileVolumes {
+    fn name(&self, k: u16) -> String {
+        self.path(k).display().to_string()
+    }
+    fn open(&self, k: u16) -> Result<Option<Box<dyn ReadDevice>>> {
+        let p = self.path(k);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => Ok(Some(Box::new(FileDevice::open(&p)?))),
+            Ok(_) => Err(Error::refused(
+                Refusal::NotADevice,
+                format!("{}: is not a regular file, so not a volume", p.display()),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&p, "stat", e)),
+        }
+    }
+    fn create(&self, k: u16) -> Result<Box<dyn WriteDevice>> {
+        Ok(Box::new(FileDevice::create(&self.path(k))?))
+    }
+    fn remove(&self, k: u16) -> Result<()> {
+        let p = self.path(k);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&p, "remove", e)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -157,12 +210,17 @@ impl ReadDevice for FileDevice {
     ) -> std::result::Result<Box<dyn RandomRead>, Box<dyn ReadDevice>> {
         Ok(self)
     }
+    fn volumes(&self) -> Option<Box<dyn Volumes>> {
+        self.named
+            .then(|| Box::new(FileVolumes::new(&self.path)) as Box<dyn Volumes>)
+    }
     fn try_clone(&self) -> io::Result<Box<dyn ReadDevice>> {
         Ok(Box::new(FileDevice {
             name: self.name.clone(),
             path: self.path.clone(),
             file: self.file.try_clone()?,
             writable: self.writable,
+            named: self.named,
         }))
     }
 }
@@ -204,5 +262,9 @@ impl WriteDevice for FileDevice {
     }
     fn sync(&self) -> io::Result<()> {
         self.file.sync_data()
+    }
+    fn volumes(&self) -> Option<Box<dyn Volumes>> {
+        self.named
+            .then(|| Box::new(FileVolumes::new(&self.path)) as Box<dyn Volumes>)
     }
 }

@@ -21,7 +21,7 @@ mod path;
 mod spool;
 mod stream;
 
-pub use file::FileDevice;
+pub use file::{FileDevice, FileVolumes};
 pub use memory::MemDevice;
 pub use path::{check_distinct, enlarge_pipe, is_tty, open_read, open_write, FileId};
 pub use spool::spool;
@@ -83,6 +83,34 @@ pub trait Mapping: Send + Sync {
     fn bytes(&self) -> &[u8];
 }
 
+/// The name of volume `k` of a family whose first volume is `first`: `first` itself for
+/// volume 1, `first.v2`, `first.v3`, ... after it (docs/FORMAT.md, "Volumes").
+pub fn volume_name(first: &str, k: u16) -> String {
+    if k <= 1 {
+        first.to_string()
+    } else {
+        format!("{first}.v{k}")
+    }
+}
+
+/// The volumes of one family, found from the name of its first volume ([`volume_name`]), on a
+/// kind of device that has them (files, objects).
+pub trait Volumes: Send + Sync {
+    /// The name of volume `k` in messages.
+    fn name(&self, k: u16) -> String;
+    /// Volume `k` for reading; `Ok(None)` when there is none.
+    fn open(&self, k: u16) -> Result<Option<Box<dyn ReadDevice>>>;
+    /// Volume `k` (2 or later) for writing: created when missing, not changed until written.
+    fn create(&self, k: u16) -> Result<Box<dyn WriteDevice>>;
+    /// Remove volume `k` (2 or later); nothing when it is not there.
+    fn remove(&self, k: u16) -> Result<()>;
+    /// The most bytes one volume can hold on this kind of device, if it has a limit (an
+    /// object's part count times its part size).
+    fn max_len(&self) -> Option<u64> {
+        None
+    }
+}
+
 /// A device media are read from.
 pub trait ReadDevice: Send {
     /// The name used in messages: the path as given, "stdin", a URL.
@@ -119,6 +147,11 @@ pub trait ReadDevice: Send {
             "this device cannot be opened twice",
         ))
     }
+    /// The other volumes of the family this device holds the first volume of, where the kind
+    /// of device has volumes (files, objects); `None` for streams.
+    fn volumes(&self) -> Option<Box<dyn Volumes>> {
+        None
+    }
 }
 
 /// A device media are written to.
@@ -152,6 +185,17 @@ pub trait WriteDevice: Send {
     /// Make what was written durable (`durable_sync` devices; a no-op elsewhere).
     fn sync(&self) -> io::Result<()> {
         Ok(())
+    }
+    /// The last call of a write that went well: commit what was written where that is a step
+    /// of its own (an object upload is completed here; until then nothing of it is visible,
+    /// and a device dropped without it discards what it held). A no-op for files and streams.
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// The other volumes of the family written to this device, where the kind of device has
+    /// volumes (files, objects); `None` for streams.
+    fn volumes(&self) -> Option<Box<dyn Volumes>> {
+        None
     }
 }
 

@@ -82,6 +82,7 @@ fn new_label(req: &MediaRequest<'_>, media_set_id: Guid, n: u16, i: u16) -> Medi
         media_description: req.media_description.to_string(),
         software_name: "bak".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),
+        volume_start: 0,
     }
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod open;
 pub(crate) mod parser;
 pub(crate) mod position;
 pub(crate) mod reader;
+pub(crate) mod volumes;
 
 pub use append::InitMode;
-pub use open::{open_devices, open_paths, Opened};
+pub use open::{open_devices, open_paths, open_paths_with, Opened};

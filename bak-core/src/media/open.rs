@@ -75,6 +75,12 @@ impl Opened {
         } else {
             None
         };
+        // A family on volumes reads as one device from here on.
+        let mut name = name;
+        if let Some(l) = &label {
+            dev = super::volumes::with_volumes(dev, l)?;
+            name = dev.name().to_string();
+        }
         Ok(Opened {
             dev,
             name,
@@ -188,6 +194,15 @@ impl ReadDevice for Replay {
 /// Open devices by path and read their first bytes, in parallel: FIFOs fed by one writer in
 /// any order do not deadlock.
 pub fn open_paths(paths: &[PathBuf]) -> Result<Vec<Opened>> {
+    open_paths_with(paths, &open_read)
+}
+
+/// [`open_paths`] with another way to open a name (a program that also takes URLs opens those
+/// itself and hands the rest to [`open_read`]).
+pub fn open_paths_with(
+    paths: &[PathBuf],
+    open: &(dyn Fn(&std::path::Path) -> Result<Box<dyn ReadDevice>> + Sync),
+) -> Result<Vec<Opened>> {
     if paths.len() > MAX_READ_DEVICES {
         return Err(Error::refused(
             Refusal::Usage,
@@ -201,7 +216,7 @@ pub fn open_paths(paths: &[PathBuf]) -> Result<Vec<Opened>> {
     std::thread::scope(|s| {
         let hs: Vec<_> = paths
             .iter()
-            .map(|p| s.spawn(move || open_read(p).and_then(Opened::new)))
+            .map(|p| s.spawn(move || open(p).and_then(Opened::new)))
             .collect();
         hs.into_iter().map(join).collect()
     })

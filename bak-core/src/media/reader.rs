@@ -283,6 +283,7 @@ mod tests {
             media_description: String::new(),
             software_name: "bak".into(),
             software_version: "0".into(),
+            volume_start: 0,
         };
         let mut bytes = label.encode();
         bytes.extend_from_slice(b"next");

@@ -60,6 +60,10 @@ pub struct BackupOptions {
     pub host: String,
     /// Encrypt the set to these recipients and passphrase (`None`: no encryption).
     pub encryption: Option<Encryption>,
+    /// Move each family to its next volume before a volume grows past this many bytes
+    /// (files and objects; at least 1 MiB). `None`: one volume, except on object storage,
+    /// where a store's part-count limit cuts volumes anyway.
+    pub volume_size: Option<u64>,
 }
 
 impl BackupOptions {
@@ -91,6 +95,14 @@ impl BackupOptions {
             DESCRIPTION_MAX_CHARS,
         )?;
         check_count("threads", self.threads, 1, MAX_THREADS)?;
+        if let Some(v) = self.volume_size {
+            if v < crate::media::volumes::MIN_VOLUME_SIZE {
+                return Err(Error::refused(
+                    Refusal::Usage,
+                    format!("volume size {v} is less than 1 MiB"),
+                ));
+            }
+        }
         if self.buffer_count != 0 {
             check_count("buffer count", self.buffer_count, 2, MAX_BUFFERS)?;
             check_pool("buffer count", self.buffer_count, u64::from(mts))?;
@@ -125,6 +137,7 @@ impl Default for BackupOptions {
             user: current_user(),
             host: current_host(),
             encryption: None,
+            volume_size: None,
         }
     }
 }
@@ -196,14 +209,20 @@ pub fn open_backup_devices(
     paths: &[PathBuf],
     max_transfer: u32,
 ) -> Result<Vec<Box<dyn WriteDevice>>> {
+    open_backup_devices_with(paths, &|p| open_write(p, 2 * max_transfer as usize))
+}
+
+/// [`open_backup_devices`] with another way to open a name (a program that also takes URLs
+/// opens those itself and hands the rest to [`open_write`]).
+pub fn open_backup_devices_with(
+    paths: &[PathBuf],
+    open: &dyn Fn(&std::path::Path) -> Result<Box<dyn WriteDevice>>,
+) -> Result<Vec<Box<dyn WriteDevice>>> {
     if paths.is_empty() || paths.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
     check_distinct(paths)?;
-    paths
-        .iter()
-        .map(|p| open_write(p, 2 * max_transfer as usize))
-        .collect()
+    paths.iter().map(|p| open(p)).collect()
 }
 
 /// A block ready for the device writers.
@@ -250,6 +269,13 @@ pub fn backup(
     if devices.is_empty() || devices.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
+    let devices = devices
+        .into_iter()
+        .map(|d| {
+            let over = opts.mode != InitMode::Append;
+            crate::media::volumes::for_writing(d, opts.volume_size, opts.sync, over)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let set_id = new_guid();
     // The data key is wrapped before any device changes: a passphrase's scrypt takes a
     // second, and nothing is cut for a backup that cannot start.
@@ -814,5 +840,6 @@ fn device_writer(
         };
         write_slot(dev.as_ref(), &slot, cx.sync)?;
     }
+    dev.finish().map_err(ioerr)?;
     Ok((fam, family_blocks, end - plan.start))
 }

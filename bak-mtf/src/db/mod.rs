@@ -193,10 +193,10 @@ impl<'a> Database<'a> {
                 what: format!("backup set {position} is {what}"),
             });
         }
-        if holders
-            .iter()
-            .any(|d| d.set(position).is_some_and(|s| d.is_encrypted(s)))
-        {
+        if holders.iter().any(|d| {
+            d.set(position)
+                .is_some_and(|s| d.findings_of(s).any(|f| f.feature.is_encryption()))
+        }) {
             return Err(Error::Unsupported {
                 device,
                 what: format!("backup set {position} is encrypted; this reader does not decrypt"),
