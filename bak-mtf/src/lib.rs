@@ -155,7 +155,9 @@ impl MtfDevice {
         &'a self,
         s: &'a SetRec,
     ) -> impl Iterator<Item = &'a unsupported::Finding> + 'a {
-        self.findings.iter().filter(move |f| f.sset_off == s.sset_off)
+        self.findings
+            .iter()
+            .filter(move |f| f.sset_off == s.sset_off)
     }
 
     /// The device's name in messages.
@@ -276,7 +278,6 @@ impl MtfDevice {
             }
         }
     }
-
 }
 
 /// The devices as one media set, ordered by family. `whole` demands every family.

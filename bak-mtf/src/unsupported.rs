@@ -243,7 +243,9 @@ fn add_finding(found: &mut Vec<Finding>, s: &SetRec, feature: Feature, off: u64,
         .find(|f| std::mem::discriminant(&f.feature) == kind)
     {
         if let (
-            Feature::Encryption { algorithm: a @ None },
+            Feature::Encryption {
+                algorithm: a @ None,
+            },
             Feature::Encryption {
                 algorithm: b @ Some(_),
             },
@@ -391,8 +393,14 @@ mod tests {
 
     #[test]
     fn foreign_payloads_are_named_and_xpress_is_not() {
-        assert_eq!(foreign_payload(&[0x28, 0xb5, 0x2f, 0xfd, 0x04]), Some(Codec::Zstd));
-        assert_eq!(foreign_payload(&[0x1f, 0x8b, 0x08, 0x04]), Some(Codec::QatDeflate));
+        assert_eq!(
+            foreign_payload(&[0x28, 0xb5, 0x2f, 0xfd, 0x04]),
+            Some(Codec::Zstd)
+        );
+        assert_eq!(
+            foreign_payload(&[0x1f, 0x8b, 0x08, 0x04]),
+            Some(Codec::QatDeflate)
+        );
         // One byte off is not the magic.
         assert_eq!(foreign_payload(&[0x28, 0xb5, 0x2f, 0xfc]), None);
         assert_eq!(foreign_payload(&[0x1f, 0x8b, 0x09]), None);

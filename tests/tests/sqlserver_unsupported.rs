@@ -91,8 +91,16 @@ fn sets_marked_encrypted_as_mtf_marks_them_are_unsupported_and_listed() {
     let fa = temp_file("sset-encrypted.bak", &a);
     let runs = all_three(&fa);
     assert_unsupported(&fa, &runs, "backup encryption (BACKUP WITH ENCRYPTION");
-    assert!(runs.verify.1.contains("MTF_ENCRYPTION"), "{}", runs.verify.1);
-    assert!(runs.verify.1.contains("cannot be verified"), "{}", runs.verify.1);
+    assert!(
+        runs.verify.1.contains("MTF_ENCRYPTION"),
+        "{}",
+        runs.verify.1
+    );
+    assert!(
+        runs.verify.1.contains("cannot be verified"),
+        "{}",
+        runs.verify.1
+    );
     let row = header_row(&runs);
     assert_eq!(row["Encrypted"], true, "{row}");
     assert_eq!(row["KeyAlgorithm"], "unknown", "{row}");
@@ -125,7 +133,9 @@ fn sets_marked_encrypted_as_mtf_marks_them_are_unsupported_and_listed() {
     let runs = all_three(&fc);
     assert_unsupported(&fc, &runs, "MTF data encryption algorithm 6");
     assert!(
-        runs.verify.1.contains(&format!("stream MQDA at MTF offset {mqda}")),
+        runs.verify
+            .1
+            .contains(&format!("stream MQDA at MTF offset {mqda}")),
         "{}",
         runs.verify.1
     );
@@ -223,9 +233,17 @@ fn tde_pages_are_unsupported_and_a_few_bad_pages_are_damage() {
     let fa = temp_file("tde.bak", &a);
     let runs = all_three(&fa);
     assert_unsupported(&fa, &runs, "transparent data encryption (TDE)");
-    assert!(runs.verify.1.contains("no possible slot array"), "{}", runs.verify.1);
+    assert!(
+        runs.verify.1.contains("no possible slot array"),
+        "{}",
+        runs.verify.1
+    );
     // None of the hundreds of pages whose checksum now fails is reported as damage.
-    assert!(!runs.verify.1.contains("checksum fails"), "{}", runs.verify.1);
+    assert!(
+        !runs.verify.1.contains("checksum fails"),
+        "{}",
+        runs.verify.1
+    );
     let row = header_row(&runs);
     assert_eq!(row["Encrypted"], true, "{row}");
     assert_eq!(row["KeyAlgorithm"], serde_json::Value::Null, "{row}");
@@ -243,7 +261,12 @@ fn tde_pages_are_unsupported_and_a_few_bad_pages_are_damage() {
     let fb = temp_file("two-pages.bak", &b);
     let runs = all_three(&fb);
     assert_damaged(&runs);
-    assert_eq!(runs.verify.1.matches("checksum fails").count(), 2, "{}", runs.verify.1);
+    assert_eq!(
+        runs.verify.1.matches("checksum fails").count(),
+        2,
+        "{}",
+        runs.verify.1
+    );
 
     // Every other page is not three quarters of them: damage too.
     let mut c = m.clone();
@@ -287,7 +310,11 @@ fn chunks_in_another_algorithm_are_unsupported_and_a_damaged_chunk_is_not() {
     assert_unsupported(&fa, &runs, "ZSTD compression (SQL Server 2025)");
     assert_eq!(runs.header.0, 2, "{}", runs.header.1);
     assert!(runs.header.1.contains("unsupported") && runs.header.1.contains("ZSTD"));
-    assert!(runs.verify.1.contains("a Zstandard frame"), "{}", runs.verify.1);
+    assert!(
+        runs.verify.1.contains("a Zstandard frame"),
+        "{}",
+        runs.verify.1
+    );
 
     // The same with the chunk's check value mended: the payload does not decode as Xpress,
     // and begins with the frame magic.
@@ -298,7 +325,9 @@ fn chunks_in_another_algorithm_are_unsupported_and_a_damaged_chunk_is_not() {
     let runs = all_three(&fb);
     assert_unsupported(&fb, &runs, "ZSTD compression");
     assert!(
-        runs.verify.1.contains(&format!("the chunk at file offset {at} (chunk ")),
+        runs.verify
+            .1
+            .contains(&format!("the chunk at file offset {at} (chunk ")),
         "{}",
         runs.verify.1
     );
@@ -308,7 +337,11 @@ fn chunks_in_another_algorithm_are_unsupported_and_a_damaged_chunk_is_not() {
     let runs = all_three(&fc);
     assert_unsupported(&fc, &runs, "QAT_DEFLATE compression");
     // bak-verify reports it among the set's problems, as a report (not an error).
-    assert!(runs.verify.1.contains("cannot be verified"), "{}", runs.verify.1);
+    assert!(
+        runs.verify.1.contains("cannot be verified"),
+        "{}",
+        runs.verify.1
+    );
 
     // A chunk header of another shape (marker 0x22) before a Zstandard frame.
     let mut d = patched(&m, at + 28, &ZSTD);
@@ -323,7 +356,11 @@ fn chunks_in_another_algorithm_are_unsupported_and_a_damaged_chunk_is_not() {
     let fe = temp_file("chunk-flipped.bak", &e);
     let runs = all_three(&fe);
     assert_damaged(&runs);
-    assert!(runs.verify.1.contains(&format!("offset {at}")), "{}", runs.verify.1);
+    assert!(
+        runs.verify.1.contains(&format!("offset {at}")),
+        "{}",
+        runs.verify.1
+    );
     let mut g = m.clone();
     g[at] = 0x22;
     let fg = temp_file("marker-flipped.bak", &g);
@@ -352,7 +389,12 @@ fn the_media_password_is_noted_once_and_the_media_read() {
     ] {
         let o = say(tool, extra, &pwd);
         assert_eq!(o.code, 0, "{tool} {extra:?}: {}", o.stderr);
-        assert_eq!(o.stderr.matches(note).count(), 1, "{tool} {extra:?}: {}", o.stderr);
+        assert_eq!(
+            o.stderr.matches(note).count(),
+            1,
+            "{tool} {extra:?}: {}",
+            o.stderr
+        );
         assert!(
             o.stderr
                 .contains(&format!("{tool}: {}: note: {note}", pwd.display())),
@@ -382,7 +424,11 @@ fn the_media_password_is_noted_once_and_the_media_read() {
         let o = say("bak-header", &["--labelonly", "--json"], &f);
         assert_eq!(o.code, 0, "{name}: {}", o.stderr);
         assert!(!o.stderr.contains("password"), "{name}: {}", o.stderr);
-        assert_eq!(json_lines(&o.stdout)[0]["MediaPasswordProtected"], false, "{name}");
+        assert_eq!(
+            json_lines(&o.stdout)[0]["MediaPasswordProtected"],
+            false,
+            "{name}"
+        );
         let v = say("bak-verify", &[], &f);
         assert!(!v.stderr.contains("password"), "{name}: {}", v.stderr);
     }

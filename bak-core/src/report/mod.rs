@@ -40,7 +40,11 @@ impl Verdict {
     /// kind [`ProblemKind::Unsupported`] are not damage: a set with only those is
     /// `Unsupported`; with others besides, the others decide.
     pub fn of(problems: &[Problem], complete: bool) -> Verdict {
-        let damage = || problems.iter().filter(|p| p.kind != ProblemKind::Unsupported);
+        let damage = || {
+            problems
+                .iter()
+                .filter(|p| p.kind != ProblemKind::Unsupported)
+        };
         if problems.is_empty() && complete {
             Verdict::Valid
         } else if !complete && damage().all(|p| p.kind == ProblemKind::Incomplete) {
