@@ -7,7 +7,8 @@
 //! `NAME.restored`, which input it gave, all of it or the start). Here the tools of
 //! this workspace run the same commands on copies of the media and must give the same: the exit
 //! code, stderr and stdout text exactly; `--json` lines as parsed values, less `Seconds` (how
-//! long a verification took); bak-read's stdout byte for byte against the input it restores,
+//! long a verification took), and `--json` and `--csv` with keys added only at the end, as
+//! docs/OUTPUT.md allows; bak-read's stdout byte for byte against the input it restores,
 //! made again here as make.sh made it (a restore that fails may have written the start of its
 //! input: how much depends on its threads' timing, so only that it is no more than that start
 //! is held).
@@ -94,6 +95,33 @@ fn json_without_timing(out: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `--json` lines as they were: the same objects, every key of each in the same place with the
+/// same value, and new keys only after them (docs/OUTPUT.md: "new keys may be added at the
+/// end, none are renamed or removed").
+fn json_as_before(now: &[serde_json::Value], then: &[serde_json::Value], what: &str) {
+    assert_eq!(
+        now.len(),
+        then.len(),
+        "{what}: stdout lines:\n{now:?}\n{then:?}"
+    );
+    for (n, t) in now.iter().zip(then) {
+        match (n.as_object(), t.as_object()) {
+            (Some(n), Some(t)) => {
+                let keys: Vec<&String> = n.keys().take(t.len()).collect();
+                assert_eq!(
+                    keys,
+                    t.keys().collect::<Vec<_>>(),
+                    "{what}: keys renamed, removed or moved"
+                );
+                for (k, v) in t {
+                    assert_eq!(&n[k], v, "{what}: {k}");
+                }
+            }
+            _ => assert_eq!(n, t, "{what}: stdout"),
+        }
+    }
+}
+
 /// Run every pinned command whose name starts with `prefix` and compare with what the tools of
 /// 8e2b454 gave.
 fn reads_as_before(prefix: &str) {
@@ -162,11 +190,22 @@ fn reads_as_before(prefix: &str) {
         let want_out = std::fs::read_to_string(expected.join(format!("{}.stdout", c.name)))
             .unwrap_or_else(|e| panic!("{what}: expected stdout: {e}"));
         if c.args.iter().any(|a| a == "--json") {
-            assert_eq!(
-                json_without_timing(&stdout),
-                json_without_timing(&want_out),
-                "{what}: stdout"
+            json_as_before(
+                &json_without_timing(&stdout),
+                &json_without_timing(&want_out),
+                &what,
             );
+        } else if c.args.iter().any(|a| a == "--csv") {
+            // Columns added at the end, as with --json: each line as it was, then more fields.
+            let (now, then): (Vec<&str>, Vec<&str>) =
+                (stdout.lines().collect(), want_out.lines().collect());
+            assert_eq!(now.len(), then.len(), "{what}: stdout:\n{stdout}");
+            for (n, t) in now.iter().zip(&then) {
+                assert!(
+                    n == t || n.starts_with(&format!("{t},")),
+                    "{what}: the line\n{t}\nis now\n{n}"
+                );
+            }
         } else {
             assert_eq!(stdout, want_out, "{what}: stdout");
         }
