@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::bytes::{
     block_hash, check_raw_frame, check_sealed_frame, raw_block_header, raw_frame_header,
     raw_frame_len, raw_frame_pieces, sealed_frame_header, BlockCodec, BlockHeader, Codec, Digest,
-    Guid, BLOCK_FLAG_LAST, RAW_BLOCK_MAX, SEALED_HEADER_LEN, SEALED_OVERHEAD,
+    BLOCK_FLAG_LAST, RAW_BLOCK_MAX, SEALED_HEADER_LEN, SEALED_OVERHEAD,
 };
 use crate::error::{Error, Location, Result};
 use seal::{BlockAad, KeyedDigest, SetKeys, TAG_LEN};
