@@ -121,6 +121,8 @@ pub(crate) struct BlockAad {
     pub flags: u8,
     pub stored_len: u32,
     pub original_len: u32,
+    /// The keyed hash of the original bytes.
+    pub hash: u64,
 }
 
 /// The derived keys of one encrypted set.
@@ -195,8 +197,8 @@ impl SetKeys {
         Nonce::assume_unique_for_key(n)
     }
 
-    fn aad(a: &BlockAad) -> [u8; 36] {
-        let mut b = [0u8; 36];
+    fn aad(a: &BlockAad) -> [u8; 44] {
+        let mut b = [0u8; 44];
         b[..16].copy_from_slice(&a.set_id);
         b[16..24].copy_from_slice(&a.seq.to_le_bytes());
         b[24] = match a.codec {
@@ -207,6 +209,7 @@ impl SetKeys {
         // 26..28 reserved, zero
         b[28..32].copy_from_slice(&a.stored_len.to_le_bytes());
         b[32..36].copy_from_slice(&a.original_len.to_le_bytes());
+        b[36..44].copy_from_slice(&a.hash.to_le_bytes());
         b
     }
 
@@ -303,6 +306,7 @@ mod tests {
             flags,
             stored_len: len + 24,
             original_len: len,
+            hash: 5,
         }
     }
 

@@ -212,8 +212,9 @@ pub(crate) fn set_name(names: &[&str]) -> String {
 }
 
 /// Restore backup set `opts.position` from the devices to `out` (named `out_name` in
-/// messages). Every block's CRC and hash and the end-to-end digest are checked; the restore
-/// stops at the first problem and never writes a byte it knows to be wrong. Raising `stop`
+/// messages). Every block's CRC and hash and the end-to-end digest are checked (an encrypted
+/// set's blocks are authenticated instead, which covers both); the restore stops at the first
+/// problem and never writes a byte it knows to be wrong. Raising `stop`
 /// ends it with [`Error::Interrupted`].
 ///
 /// `progress` counts the original bytes written. Its total is the set's original size: from
