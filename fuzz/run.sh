@@ -30,6 +30,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_odr_violation=0}
 max_len() {
     case $1 in
         mtf|mtf_compressed) echo 262144 ;;
+        db_catalog) echo 2097152 ;;
+        db_page|db_record) echo 8192 ;;
         media_family|record_stream|block_header) echo 131072 ;;
         roundtrip) echo 16384 ;;
         *) echo 4096 ;;

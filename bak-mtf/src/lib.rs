@@ -27,6 +27,7 @@ mod walk;
 pub mod xpress;
 
 pub use csum::chunk_check;
+pub use db::fuzzing;
 pub use db::{
     ColumnInfo, DataFile, Database, FileOutcome, RowFormat, RowsOutcome, TableInfo, Value,
 };
@@ -1163,6 +1164,13 @@ mod props {
             let mut page = b.clone();
             page.resize(pages::PAGE, 0);
             let _ = pages::check_page(&page, 3, 0, &[]);
+        }
+
+        #[test]
+        fn database_parsers_never_panic(b in prop::collection::vec(any::<u8>(), 0..20000)) {
+            db::fuzzing::page(&b);
+            db::fuzzing::record(&b);
+            db::fuzzing::catalog(&b);
         }
 
         #[test]

@@ -28,7 +28,8 @@ impl Out {
         let d = self.root.join(target);
         std::fs::create_dir_all(&d).expect("corpus dir");
         self.n += 1;
-        let bytes = &bytes[..bytes.len().min(MAX_SEED)];
+        let max = if target == "db_catalog" { 256 * 8192 } else { MAX_SEED };
+        let bytes = &bytes[..bytes.len().min(max)];
         std::fs::write(d.join(format!("seed-{:04}", self.n)), bytes).expect("write seed");
     }
 }
@@ -217,6 +218,34 @@ fn xpress_chunks(out: &mut Out, f: &[u8]) {
     }
 }
 
+/// The database pages of a plain fixture (its data stream starts on a 4096-byte boundary after
+/// the MQDA header): the first 256 as a data stream (boot page and catalog), and pages and
+/// their records one by one.
+fn db_seeds(out: &mut Out, f: &[u8]) {
+    if !f.starts_with(b"TAPE") {
+        return;
+    }
+    let Some(start) = (0..f.len().saturating_sub(8192))
+        .step_by(512)
+        .find(|&o| f[o] == 1 && f[o + 32..o + 38] == [0, 0, 0, 0, 1, 0])
+    else {
+        return;
+    };
+    let stream = &f[start..f.len().min(start + 256 * 8192)];
+    let whole = stream.len() / 8192 * 8192;
+    out.put("db_catalog", &stream[..whole]);
+    for p in stream[..whole].chunks(8192).take(64) {
+        out.put("db_page", p);
+        let slots = u16::from_le_bytes([p[22], p[23]]) as usize;
+        for s in 0..slots.min(4) {
+            let off = u16::from_le_bytes([p[8190 - 2 * s], p[8191 - 2 * s]]) as usize;
+            if (96..8192).contains(&off) {
+                out.put("db_record", &p[off..(off + 512).min(8192)]);
+            }
+        }
+    }
+}
+
 fn fixture_seeds(out: &mut Out, dir: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         eprintln!("seeds: {} absent; no SQL Server seeds", dir.display());
@@ -226,6 +255,7 @@ fn fixture_seeds(out: &mut Out, dir: &Path) {
     paths.sort();
     for p in paths {
         let Ok(f) = std::fs::read(&p) else { continue };
+        db_seeds(out, &f);
         if f.starts_with(b"MSSQLBAK") {
             out.put("mtf", &f);
             out.put("mtf_compressed", &f[16..]);

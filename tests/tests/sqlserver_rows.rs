@@ -175,12 +175,11 @@ fn fits(enc: &'static encoding_rs::Encoding, got: &str, want: &str) -> bool {
         && g != w
 }
 
+/// Exported rows by their key.
+type Rows = BTreeMap<Vec<String>, Vec<Option<String>>>;
+
 /// The table's rows as `bak-read --table` writes them, by the values of `key` columns.
-fn exported(
-    f: &Path,
-    table: &str,
-    key: &[usize],
-) -> (Vec<String>, BTreeMap<Vec<String>, Vec<Option<String>>>) {
+fn exported(f: &Path, table: &str, key: &[usize]) -> (Vec<String>, Rows) {
     let r = run("bak-read", &os(&args!["--quiet", "--table", table, f]), b"");
     assert_eq!(r.code, 0, "{table}: {}", r.stderr);
     let mut rows = csv(&String::from_utf8(r.stdout).unwrap());

@@ -144,11 +144,11 @@ pub(crate) fn script_tables(script: &str) -> BTreeMap<String, ScriptTable> {
         };
         let rest = rest.trim_start();
         let rest = rest.strip_prefix("into ").unwrap_or(rest).trim_start();
-        let name_len = if rest.starts_with('"') {
-            rest[1..].find('"').map(|k| k + 2).unwrap_or(rest.len())
-        } else {
-            rest.find(|c: char| c.is_whitespace() || c == '(')
-                .unwrap_or(rest.len())
+        let name_len = match rest.strip_prefix('"') {
+            Some(r) => r.find('"').map(|k| k + 2).unwrap_or(rest.len()),
+            None => rest
+                .find(|c: char| c.is_whitespace() || c == '(')
+                .unwrap_or(rest.len()),
         };
         let name = unquote(&rest[..name_len]);
         if let Some((_, t)) = out.iter_mut().find(|(k, _)| k.to_ascii_lowercase() == name) {

@@ -375,3 +375,100 @@ pub(crate) fn table_problems(devices: &[MtfDevice], position: u32) -> Result<Vec
         Err(e) => Err(e),
     }
 }
+
+/// Entry points for the fuzz targets (not a stable API): each parser over arbitrary bytes.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// One page: its header, slots, records, PFS byte, torn bits and checks.
+    pub fn page(bytes: &[u8]) {
+        let mut p = bytes.to_vec();
+        p.resize(page::PAGE, 0);
+        if let Some(h) = Header::parse(&p) {
+            let _ = h.alloc_unit();
+            for slot in 0..h.slots.min(600) {
+                if let Some(off) = slot_offset(&p, h.slots, slot) {
+                    let rec = &p[off..page::records_end(h.slots)];
+                    let _ = record::is_row(rec);
+                    let _ = record::Record::parse(rec);
+                }
+            }
+            let _ = page::pfs_byte(&p, h.id.page);
+        }
+        let _ = page::torn_bits_hold(&p);
+        let _ = page::untear(&mut p.clone());
+        let _ = crate::pages::check_page(&p, 0, 0, &[]);
+    }
+
+    /// One record, every accessor, and every type decoded from its columns.
+    pub fn record(bytes: &[u8]) {
+        let Ok(r) = record::Record::parse(bytes) else {
+            return;
+        };
+        for n in 0..=r.columns.min(64) + 1 {
+            let _ = r.is_null(n);
+            let _ = r.var(n);
+            let _ = r.fixed(n, 8);
+        }
+        let ty = |xtype: u8, length: i32, precision: u8, scale: u8| types::ColType {
+            xtype,
+            length,
+            precision,
+            scale,
+            collation: 872468488,
+        };
+        let all = [
+            ty(48, 1, 3, 0),
+            ty(52, 2, 5, 0),
+            ty(56, 4, 10, 0),
+            ty(127, 8, 19, 0),
+            ty(104, 1, 1, 0),
+            ty(59, 4, 24, 0),
+            ty(62, 8, 53, 0),
+            ty(60, 8, 19, 4),
+            ty(122, 4, 10, 4),
+            ty(106, 9, 18, 4),
+            ty(108, 17, 38, 10),
+            ty(61, 8, 23, 3),
+            ty(58, 4, 16, 0),
+            ty(40, 3, 10, 0),
+            ty(41, 5, 16, 7),
+            ty(42, 8, 27, 7),
+            ty(43, 10, 34, 7),
+            ty(36, 16, 0, 0),
+            ty(167, 50, 0, 0),
+            ty(231, 100, 0, 0),
+            ty(165, -1, 0, 0),
+            ty(175, 10, 0, 0),
+        ];
+        for t in &all {
+            let _ = types::decode(t, bytes);
+            let _ = t.name();
+            if let Some(v) = r.var(1) {
+                let _ = types::decode(t, v.bytes).map(|v| (v.text(), v.json()));
+            }
+        }
+    }
+
+    /// A data stream (whole pages): placed, its catalog read, every table listed and read.
+    pub fn catalog(bytes: &[u8]) {
+        let store = store::PageStore::from_bytes(bytes);
+        let Ok(catalog) = catalog::read(&store) else {
+            return;
+        };
+        let db = Database {
+            store,
+            catalog,
+            position: 1,
+            device: "fuzz".into(),
+            problems: Vec::new(),
+        };
+        let _ = db.tables();
+        let _ = db.check_tables();
+        for t in db.catalog.tables.iter().take(16) {
+            let name = format!("{}.{}", t.schema, t.name);
+            let _ = db.write_rows(&name, RowFormat::Jsonl, &mut std::io::sink(), "sink");
+        }
+    }
+}

@@ -74,6 +74,8 @@ pub(crate) struct PageStore<'a> {
     pub files: Vec<DbFile>,
     /// Set when not every family was given: the pages of the others are missing.
     pub partial: Option<String>,
+    /// Pages held in memory (a store made from bytes: the fuzz targets); `Loc::off` indexes it.
+    mem: Option<Vec<u8>>,
 }
 
 /// One group of 8 stream pages being gathered.
@@ -289,9 +291,50 @@ impl<'a> PageStore<'a> {
                 stats,
                 files,
                 partial,
+                mem: None,
             },
             problems,
         ))
+    }
+
+    /// A store of the pages in `bytes` (a data stream, whole pages, no files known), placed
+    /// by the same rules: for the fuzz targets.
+    pub fn from_bytes(bytes: &[u8]) -> PageStore<'a> {
+        let mut b = Builder {
+            files: &[],
+            fids: Vec::new(),
+            pages: HashMap::new(),
+            stats: StoreStats::default(),
+        };
+        let whole = bytes.len() / PAGE * PAGE;
+        let mut g = Group {
+            buf: Vec::with_capacity(EXTENT * PAGE),
+            off: 0,
+            prev: None,
+        };
+        for (i, chunk) in bytes[..whole].chunks(EXTENT * PAGE).enumerate() {
+            g.off = (i * EXTENT * PAGE) as u64;
+            g.buf.extend_from_slice(chunk);
+            b.group(0, &mut g);
+        }
+        let mut by_unit: HashMap<u64, Vec<PageId>> = HashMap::new();
+        for (id, loc) in &b.pages {
+            by_unit.entry(loc.alloc_unit).or_default().push(*id);
+        }
+        for v in by_unit.values_mut() {
+            v.sort_unstable();
+        }
+        let mut stats = b.stats;
+        stats.placed = b.pages.len() as u64;
+        PageStore {
+            devs: Vec::new(),
+            pages: b.pages,
+            by_unit,
+            stats,
+            files: Vec::new(),
+            partial: None,
+            mem: Some(bytes[..whole].to_vec()),
+        }
     }
 
     /// Where page `id` lies, when placed.
@@ -327,6 +370,10 @@ impl<'a> PageStore<'a> {
         let Some(loc) = self.pages.get(&id) else {
             return Ok(None);
         };
+        if let Some(mem) = &self.mem {
+            let at = usize::try_from(loc.off).unwrap_or(usize::MAX);
+            return Ok(mem.get(at..at.saturating_add(PAGE)).map(<[u8]>::to_vec));
+        }
         let Some(d) = self.device_of(loc) else {
             return Ok(None);
         };
