@@ -51,7 +51,7 @@ pub fn shown(p: &Path) -> String {
 
 /// Refuse one object given twice (by the URL as shown: two SAS tokens for one blob are still
 /// one blob), saying so without the query.
-fn check_urls_distinct(paths: &[PathBuf]) -> bak_core::Result<()> {
+pub(crate) fn check_urls_distinct(paths: &[PathBuf]) -> bak_core::Result<()> {
     let urls: Vec<String> = paths
         .iter()
         .filter(|p| is_url(p))

@@ -38,6 +38,7 @@ pub fn open_each(paths: &[PathBuf]) -> anyhow::Result<Vec<anyhow::Result<Listed>
         .into());
     }
     bak_core::device::check_distinct(paths)?;
+    crate::devices::check_urls_distinct(paths)?;
     Ok(std::thread::scope(|s| {
         let hs: Vec<_> = paths.iter().map(|p| s.spawn(move || read(p))).collect();
         hs.into_iter()
@@ -55,7 +56,7 @@ pub fn open_each(paths: &[PathBuf]) -> anyhow::Result<Vec<anyhow::Result<Listed>
 }
 
 fn read(path: &std::path::Path) -> anyhow::Result<Listed> {
-    let d = Opened::new(bak_core::device::open_read(path)?)?;
+    let d = Opened::new(crate::devices::open_read(path)?)?;
     match d.kind() {
         Some(MediaKind::Bak) => Ok(Listed::Bak(list::catalog(d)?)),
         Some(_) => Ok(Listed::Mtf(MtfDevice::from_device(d.into_device())?)),

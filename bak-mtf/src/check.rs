@@ -232,16 +232,7 @@ impl<'a> Watch<'a> {
         let mut pages = Vec::new();
         let mut sums = Vec::new();
         for s in sets.iter().filter(|s| d.findings_of(s).next().is_none()) {
-            let fids: Vec<u16> = s
-                .lead
-                .as_ref()
-                .map(|c| {
-                    c.files
-                        .iter()
-                        .filter_map(|f| u16::try_from(f.file_id).ok())
-                        .collect()
-                })
-                .unwrap_or_default();
+            let fids = s.file_ids();
             for (off, len) in d.streams_of(s, b"MSDA", b"MQDA").map(payload) {
                 if len > 0 {
                     pages.push(Pages {

@@ -272,16 +272,7 @@ fn add_finding(found: &mut Vec<Finding>, s: &SetRec, feature: Feature, off: u64,
 /// [`TDE_MIN_PAGES`] and three quarters of those judged. A page that cannot be read (a chunk
 /// that does not decode) ends the sample: that is for the checks to report.
 fn tde_pages(d: &MtfDevice, s: &SetRec) -> Option<(u64, u64, u64)> {
-    let fids: Vec<u16> = s
-        .lead
-        .as_ref()
-        .map(|c| {
-            c.files
-                .iter()
-                .filter_map(|f| u16::try_from(f.file_id).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let fids = s.file_ids();
     let mut page = vec![0u8; PAGE];
     let (mut seen, mut judged, mut bad, mut first) = (0u64, 0u64, 0u64, None);
     'streams: for (off, len) in d.streams_of(s, b"MSDA", b"MQDA").map(payload) {

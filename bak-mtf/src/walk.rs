@@ -63,6 +63,19 @@ impl SetRec {
     pub fn closed(&self) -> bool {
         !self.esets.is_empty()
     }
+
+    /// The ids of the database files the leading configuration lists (none without one).
+    pub fn file_ids(&self) -> Vec<u16> {
+        self.lead
+            .as_ref()
+            .map(|c| {
+                c.files
+                    .iter()
+                    .filter_map(|f| u16::try_from(f.file_id).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Damage found by the walk, at an MTF offset.
