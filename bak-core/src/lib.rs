@@ -70,7 +70,7 @@ pub use ops::backup::{
     backup, current_host, current_user, now_us, open_backup_devices, open_backup_devices_with,
     BackupOptions, BackupSummary,
 };
-pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
+pub use ops::restore::{restore, RedundancyReport, RestoreOptions, RestoreSummary};
 pub use ops::verify::{verify, VerifyOptions};
 pub use ops::ProgressSink;
 

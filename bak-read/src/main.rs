@@ -259,6 +259,9 @@ fn run(args: Args) -> anyhow::Result<u8> {
         for p in &s.past_end {
             bak_cli::say!("bak-read: note: {p}");
         }
+        if let Some(r) = s.redundancy.as_ref().filter(|r| !r.is_whole()) {
+            bak_cli::say!("bak-read: note: {}", redundancy_note(r));
+        }
         bak_cli::say!(
             "RESTORE processed {} bytes in {} blocks from {} famil{} in {:.2} s ({:.1} MB/s)",
             s.original_bytes,
@@ -270,4 +273,39 @@ fn run(args: Args) -> anyhow::Result<u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// What a restore of a set with parity met: families missing or lost, blocks damaged, and how
+/// many blocks were rebuilt; every byte written is exact all the same.
+fn redundancy_note(r: &bak_core::RedundancyReport) -> String {
+    let list = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let mut parts = Vec::new();
+    if !r.missing.is_empty() {
+        parts.push(format!("family {} missing", list(&r.missing)));
+    }
+    for (f, why) in &r.lost {
+        parts.push(format!("family {f} lost ({why})"));
+    }
+    if !r.damaged_blocks.is_empty() {
+        let v: Vec<String> = r
+            .damaged_blocks
+            .iter()
+            .map(|(q, f)| format!("{q} (family {f})"))
+            .collect();
+        parts.push(format!("damaged block {}", v.join(", ")));
+    }
+    if !r.damaged_parity.is_empty() {
+        let v: Vec<String> = r
+            .damaged_parity
+            .iter()
+            .map(|(q, f)| format!("stripe {q} (family {f})"))
+            .collect();
+        parts.push(format!("damaged parity of {}", v.join(", ")));
+    }
+    format!(
+        "{}; {} block{} rebuilt from parity, every byte restored exact",
+        parts.join("; "),
+        r.rebuilt_blocks,
+        if r.rebuilt_blocks == 1 { "" } else { "s" }
+    )
 }

@@ -98,6 +98,10 @@ struct Args {
     /// from the first one's name.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     volume_size: Option<u64>,
+    /// The last K of the devices hold Reed-Solomon parity of the others (1 <= K < devices):
+    /// the media set survives the loss, or the damage, of any K families. Appends keep K.
+    #[arg(long, value_name = "K")]
+    parity: Option<u16>,
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
@@ -261,7 +265,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
     };
     // Recipients and the passphrase are read and checked before any device is opened.
     opts.encryption = args.encrypt.encryption()?;
+    opts.parity = args.parity.unwrap_or(0);
+    if args.parity == Some(0) {
+        anyhow::bail!("--parity 0: give 1 to one less than the number of devices");
+    }
     opts.check()?;
+    opts.check_parity(args.devices.len())?;
     let store = args.store.options()?;
 
     // What is read must not be one of the devices written: `bak-write -i X X`, or

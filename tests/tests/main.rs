@@ -23,6 +23,7 @@ mod header_many;
 mod hostile_environment;
 mod interrupts;
 mod nothing_lost;
+mod parity;
 mod object_faults;
 mod object_storage;
 mod pipes_and_fifos;

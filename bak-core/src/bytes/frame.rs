@@ -6,6 +6,9 @@ use crate::error::{Error, Location, Result};
 
 /// Magic of the zstd skippable frames that carry bak records (nibble 0xB of the range).
 pub const SKIPPABLE_MAGIC: u32 = 0x184D_2A5B;
+/// Magic of the zstd skippable frame that carries a parity shard after its parity record
+/// (nibble 0xD of the range; format 1.2).
+pub const PARITY_MAGIC: u32 = 0x184D_2A5D;
 /// Magic of a zstd data frame.
 pub const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 /// Size of the skippable frame header (magic, size).
@@ -18,7 +21,7 @@ pub const RECORD_PREFIX_LEN: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN;
 /// The format major version this build writes and reads.
 pub const FORMAT_MAJOR: u8 = 1;
 /// The format minor version this build writes (readers accept any minor of their major).
-pub const FORMAT_MINOR: u8 = 1;
+pub const FORMAT_MINOR: u8 = 2;
 
 /// Largest record body this build accepts (block index of 2^22 blocks of 40 bytes, plus room).
 /// Bodies are also bounded by the bytes that remain on the device.
@@ -56,6 +59,9 @@ pub enum RecordType {
     EndOfSet,
     /// Key record of an encrypted set: its data key, wrapped (format 1.1).
     KeyRecord,
+    /// Parity record of one stripe on a parity family; a parity shard frame follows (format
+    /// 1.2).
+    Parity,
 }
 
 impl RecordType {
@@ -71,6 +77,7 @@ impl RecordType {
             RecordType::Mbc => b"BKMC",
             RecordType::EndOfSet => b"BKES",
             RecordType::KeyRecord => b"BKKR",
+            RecordType::Parity => b"BKPB",
         }
     }
 
@@ -86,6 +93,7 @@ impl RecordType {
             b"BKMC" => RecordType::Mbc,
             b"BKES" => RecordType::EndOfSet,
             b"BKKR" => RecordType::KeyRecord,
+            b"BKPB" => RecordType::Parity,
             _ => return None,
         })
     }
@@ -102,6 +110,7 @@ impl RecordType {
             RecordType::Mbc => "MBC",
             RecordType::EndOfSet => "end-of-set record",
             RecordType::KeyRecord => "key record",
+            RecordType::Parity => "parity record",
         }
     }
 }

@@ -15,7 +15,7 @@ pub struct MediaHeader {
     pub media_set_id: Guid,
     /// GUID of this family.
     pub family_id: Guid,
-    /// Number of data families in the media set (1..=64).
+    /// Number of families in the media set (1..=64), parity families included.
     pub family_count: u16,
     /// This family's number, counted from 1.
     pub family_number: u16,
@@ -25,7 +25,8 @@ pub struct MediaHeader {
     pub mirror_count: u16,
     /// Which mirror this is, counted from 1.
     pub mirror_number: u16,
-    /// Number of parity families beyond the data families (room for Reed-Solomon).
+    /// How many of the families hold parity: the last ones, `family_count - parity_count + 1`
+    /// to `family_count` (format 1.2; 0 without parity).
     pub parity_count: u16,
     /// Flags, [`MEDIA_FLAG_SET_MAP`].
     pub flags: u32,
@@ -127,6 +128,14 @@ impl MediaHeader {
                 "family count out of range",
                 "1 to 64",
                 h.family_count,
+            ));
+        }
+        if h.parity_count != 0 && h.parity_count >= h.family_count {
+            return Err(Error::mismatch(
+                at.clone(),
+                "parity family count out of range",
+                format!("0 to {}", h.family_count - 1),
+                h.parity_count,
             ));
         }
         if h.family_number == 0 || h.family_number > h.family_count {
@@ -367,9 +376,9 @@ pub struct LeadingConfig {
     pub checksum_algorithm: u8,
     /// Max transfer size.
     pub max_transfer: u32,
-    /// Data families.
+    /// Data families (all families less the parity families).
     pub family_count: u16,
-    /// Parity families (0; room for Reed-Solomon).
+    /// Parity families (format 1.2; 0 without parity).
     pub parity_count: u16,
     /// Encryption algorithm: 0 none, 1 AES-256-GCM, 2 ChaCha20-Poly1305.
     pub encryption: u16,
@@ -377,7 +386,7 @@ pub struct LeadingConfig {
     pub key_records: u16,
     /// Size of the input when known in advance, else `u64::MAX`.
     pub expected_size: u64,
-    /// Family GUIDs, in family order.
+    /// Family GUIDs, in family order: every family, data and parity.
     pub family_ids: Vec<Guid>,
 }
 
@@ -419,16 +428,18 @@ impl LeadingConfig {
         let encryption = g.u16()?;
         let key_records = g.u16()?;
         let expected_size = g.u64()?;
-        if g.rest() != family_count as usize * 16 {
+        // The list holds every family, data and parity (format 1.2).
+        let all = family_count as usize + parity_count as usize;
+        if g.rest() != all * 16 {
             return Err(Error::mismatch(
                 at.clone(),
                 "leading config family list has the wrong length",
-                family_count as usize * 16,
+                all * 16,
                 g.rest(),
             ));
         }
-        let mut family_ids = Vec::with_capacity(family_count as usize);
-        for _ in 0..family_count {
+        let mut family_ids = Vec::with_capacity(all);
+        for _ in 0..all {
             family_ids.push(g.arr()?);
         }
         if !matches!(digest_algorithm, DIGEST_XXH3_TREE | DIGEST_KEYED)
@@ -448,11 +459,13 @@ impl LeadingConfig {
                 what: format!("encryption algorithm {encryption} is not known to this build"),
             });
         }
-        if parity_count != 0 {
-            return Err(Error::Unsupported {
-                device: at.device.clone(),
-                what: "the set uses parity families, which this build cannot read".into(),
-            });
+        if family_count == 0 || all > 64 {
+            return Err(Error::mismatch(
+                at.clone(),
+                "leading config family counts out of range",
+                "1 to 64 families, at least one of them data",
+                format!("{family_count} data and {parity_count} parity families"),
+            ));
         }
         // An encrypted set has keyed hashes and key records; a plain one neither.
         let encrypted = encryption != 0;
@@ -905,6 +918,225 @@ impl KeyRecord {
         Ok(r)
     }
 }
+
+/// Bytes of a parity record body before its member entries.
+pub const PARITY_BODY_FIXED: usize = 48;
+/// Bytes of one member entry of a parity record.
+pub const PARITY_MEMBER_LEN: usize = 40;
+/// Bytes of the frame header before a parity shard.
+pub const PARITY_SHARD_HEADER_LEN: usize = 8;
+/// A parity shard's length is a multiple of this (what the Reed-Solomon code works in).
+pub const PARITY_SHARD_ALIGN: u32 = 64;
+
+/// What a parity record says of one data block of its stripe: every field of the block's
+/// header but the set GUID and position (which the record carries once), so that a lost block
+/// is rebuilt whole, header and payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParityMember {
+    /// Global sequence number.
+    pub seq: u64,
+    /// Family the block was written to.
+    pub family: u16,
+    /// How the payload is stored.
+    pub codec: BlockCodec,
+    /// Block flags.
+    pub flags: u8,
+    /// Bytes of the stored payload.
+    pub stored_len: u32,
+    /// Bytes of the original data.
+    pub original_len: u32,
+    /// CRC32 of the stored payload.
+    pub payload_crc: u32,
+    /// The block hash (XXH3-64 of the original, or the keyed hash of an encrypted set).
+    pub original_hash: u64,
+}
+
+impl ParityMember {
+    /// The member of a block header.
+    pub fn of(h: &BlockHeader) -> Self {
+        ParityMember {
+            seq: h.seq,
+            family: h.family,
+            codec: h.codec,
+            flags: h.flags,
+            stored_len: h.stored_len,
+            original_len: h.original_len,
+            payload_crc: h.payload_crc,
+            original_hash: h.original_hash,
+        }
+    }
+
+    /// The block header this member describes, in set `set_id` at `position`.
+    pub fn header(&self, set_id: Guid, position: u32) -> BlockHeader {
+        BlockHeader {
+            set_id,
+            seq: self.seq,
+            family: self.family,
+            codec: self.codec,
+            flags: self.flags,
+            stored_len: self.stored_len,
+            original_len: self.original_len,
+            payload_crc: self.payload_crc,
+            position,
+            original_hash: self.original_hash,
+        }
+    }
+}
+
+/// A parity record (`BKPB`, format 1.2): the parity shard of one parity family for one stripe,
+/// and what the stripe's data blocks are. The shard follows in a skippable frame of its own
+/// ([`PARITY_MAGIC`]): [`ParityRecord::payload_len`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParityRecord {
+    /// GUID of the backup set.
+    pub set_id: Guid,
+    /// Position of the set.
+    pub position: u32,
+    /// The parity family this record is on.
+    pub family: u16,
+    /// Which parity shard this is, from 0 (family number less the data family count, less 1).
+    pub index: u16,
+    /// The stripe: blocks `stripe x D` to `stripe x D + D - 1`, D the data family count.
+    pub stripe: u64,
+    /// Bytes of the parity shard (a multiple of [`PARITY_SHARD_ALIGN`]).
+    pub shard_len: u32,
+    /// CRC32 of the payload: the shard frame, its 8-byte header and the shard.
+    pub payload_crc: u32,
+    /// The stripe's data blocks, in sequence order (fewer than D only in the set's last
+    /// stripe).
+    pub members: Vec<ParityMember>,
+}
+
+impl ParityRecord {
+    /// Bytes of the payload that follows the record: the shard frame.
+    pub fn payload_len(&self) -> u64 {
+        PARITY_SHARD_HEADER_LEN as u64 + self.shard_len as u64
+    }
+
+    /// The whole record.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = Put(Vec::with_capacity(
+            PARITY_BODY_FIXED + self.members.len() * PARITY_MEMBER_LEN,
+        ));
+        p.bytes(&self.set_id)
+            .u32(self.position)
+            .u16(self.family)
+            .u16(self.index)
+            .u64(self.stripe)
+            .u16(self.members.len() as u16)
+            .u16(0)
+            .u32(self.shard_len)
+            .u32(self.payload_crc)
+            .u32(0);
+        for m in &self.members {
+            p.u64(m.seq)
+                .u16(m.family)
+                .u8(matches!(m.codec, BlockCodec::Zstd) as u8)
+                .u8(m.flags)
+                .u32(m.stored_len)
+                .u32(m.original_len)
+                .u32(m.payload_crc)
+                .u64(m.original_hash)
+                .zeros(8);
+        }
+        encode_record(RecordType::Parity, &p.0, None)
+    }
+
+    /// Parse a checked body.
+    pub fn parse_body(b: &[u8], at: &Location) -> Result<Self> {
+        let mut g = Get::new(b, at, "parity record");
+        let set_id = g.arr()?;
+        let position = g.u32()?;
+        let family = g.u16()?;
+        let index = g.u16()?;
+        let stripe = g.u64()?;
+        let count = g.u16()? as usize;
+        g.skip(2)?;
+        let shard_len = g.u32()?;
+        let payload_crc = g.u32()?;
+        g.skip(4)?;
+        if g.rest() != count * PARITY_MEMBER_LEN || count == 0 {
+            return Err(Error::mismatch(
+                at.clone(),
+                "parity record member count disagrees with its length",
+                format!("{} members", g.rest() / PARITY_MEMBER_LEN),
+                count,
+            ));
+        }
+        let mut members = Vec::with_capacity(count);
+        for _ in 0..count {
+            let seq = g.u64()?;
+            let family = g.u16()?;
+            let codec = match g.u8()? {
+                0 => BlockCodec::Raw,
+                1 => BlockCodec::Zstd,
+                x => {
+                    return Err(Error::mismatch(
+                        at.clone(),
+                        "unknown block codec in a parity record",
+                        "0 or 1",
+                        x,
+                    ))
+                }
+            };
+            let flags = g.u8()?;
+            let stored_len = g.u32()?;
+            let original_len = g.u32()?;
+            let payload_crc = g.u32()?;
+            let original_hash = g.u64()?;
+            g.skip(8)?;
+            members.push(ParityMember {
+                seq,
+                family,
+                codec,
+                flags,
+                stored_len,
+                original_len,
+                payload_crc,
+                original_hash,
+            });
+        }
+        let longest = members.iter().map(|m| m.stored_len).max().unwrap_or(0);
+        if shard_len == 0
+            || !shard_len.is_multiple_of(PARITY_SHARD_ALIGN)
+            || shard_len != shard_len_for(longest)
+        {
+            return Err(Error::mismatch(
+                at.clone(),
+                "parity shard length does not fit its stripe",
+                shard_len_for(longest),
+                shard_len,
+            ));
+        }
+        Ok(ParityRecord {
+            set_id,
+            position,
+            family,
+            index,
+            stripe,
+            shard_len,
+            payload_crc,
+            members,
+        })
+    }
+}
+
+/// The shard length of a stripe whose longest stored payload is `longest` bytes: rounded up to
+/// [`PARITY_SHARD_ALIGN`].
+pub fn shard_len_for(longest: u32) -> u32 {
+    longest.div_ceil(PARITY_SHARD_ALIGN).max(1) * PARITY_SHARD_ALIGN
+}
+
+/// The 8-byte frame header of a parity shard of `shard_len` bytes.
+pub fn parity_frame_header(shard_len: u32) -> [u8; PARITY_SHARD_HEADER_LEN] {
+    let mut h = [0u8; PARITY_SHARD_HEADER_LEN];
+    h[..4].copy_from_slice(&PARITY_MAGIC.to_le_bytes());
+    h[4..].copy_from_slice(&shard_len.to_le_bytes());
+    h
+}
+
+/// The codec byte of an MBC entry that indexes a parity record (format 1.2).
+pub const MBC_CODEC_PARITY: u8 = 2;
 
 /// Bytes of one MBC entry.
 pub const MBC_ENTRY_LEN: usize = 40;

@@ -8,6 +8,7 @@
 //! is stored, so the parity and `--fast` checks need no key. Key wrapping is [`keys`].
 
 pub mod keys;
+pub mod parity;
 pub mod seal;
 
 use std::sync::Arc;

@@ -27,6 +27,8 @@ pub(crate) struct MediaRequest<'a> {
     pub media_name: Option<&'a str>,
     pub media_description: &'a str,
     pub now_us: i64,
+    /// Parity families of the media set (0: none); new media get it, existing must have it.
+    pub parity: u16,
 }
 
 /// What was found on a device before writing.
@@ -75,7 +77,7 @@ fn new_label(req: &MediaRequest<'_>, media_set_id: Guid, n: u16, i: u16) -> Medi
         media_sequence: 1,
         mirror_count: 1,
         mirror_number: 1,
-        parity_count: 0,
+        parity_count: req.parity,
         flags: MEDIA_FLAG_SET_MAP,
         created_us: req.now_us,
         media_name: req.media_name.unwrap_or_default().to_string(),
@@ -195,6 +197,23 @@ pub(crate) fn plan(
                  change the number of families",
                 first.family_count, n
             ),
+        ));
+    }
+    if first.parity_count != req.parity {
+        return Err(Error::refused(
+            Refusal::WrongMediaSet,
+            match first.parity_count {
+                0 => format!(
+                    "the media set has no parity families, but --parity {} was given; only \
+                     --format can add parity",
+                    req.parity
+                ),
+                k => format!(
+                    "the media set has {k} parity families (--parity {k}), not {}; only \
+                     --format can change the parity",
+                    req.parity
+                ),
+            },
         ));
     }
     let mut by_family: Vec<Option<usize>> = vec![None; n as usize];

@@ -244,6 +244,15 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
 
 /// Check that bak devices form one whole media set; return them in family order.
 pub(crate) fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
+    order_families_with(devs, false).map(|v| v.into_iter().flatten().collect())
+}
+
+/// [`order_families`], with each family's slot: `None` for a family not given, which is
+/// allowed (`allow_missing`) when the media set has parity families, to be rebuilt from them.
+pub(crate) fn order_families_with(
+    devs: Vec<Opened>,
+    allow_missing: bool,
+) -> Result<Vec<Option<Opened>>> {
     let n = devs.len();
     let first = devs
         .first()
@@ -302,7 +311,7 @@ pub(crate) fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
         .filter(|(_, s)| s.is_none())
         .map(|(i, _)| (i + 1).to_string())
         .collect();
-    if !missing.is_empty() {
+    if !missing.is_empty() && !(allow_missing && first.parity_count > 0) {
         return Err(Error::MediaSet {
             what: format!(
                 "the media set has {} families; family {} {} missing ({} device{} given)",
@@ -314,5 +323,5 @@ pub(crate) fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
             ),
         });
     }
-    Ok(slots.into_iter().flatten().collect())
+    Ok(slots)
 }

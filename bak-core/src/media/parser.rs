@@ -34,6 +34,9 @@ pub(crate) enum Event {
     /// A block header at `at`; its stored payload (`stored_len` bytes) follows, and the caller
     /// reads or skips it before asking for the next event.
     Block(BlockHeader, Location),
+    /// A parity record at `at` (parity families, format 1.2); its shard frame
+    /// ([`ParityRecord::payload_len`] bytes) follows, and the caller reads or skips it.
+    Parity(ParityRecord, Location),
     /// The trailing config.
     Trailing(TrailingConfig),
     /// The MBC.
@@ -67,6 +70,7 @@ pub(crate) struct SetParser {
     family: u16,
     media_set_id: Guid,
     family_count: u16,
+    parity_count: u16,
     position: Option<u32>,
     prev_eset: Option<u64>,
     state: State,
@@ -112,6 +116,7 @@ impl SetParser {
             family: label.family_number,
             media_set_id: label.media_set_id,
             family_count: label.family_count,
+            parity_count: label.parity_count,
             position,
             prev_eset,
             state: State::Header,
@@ -169,7 +174,10 @@ impl SetParser {
 
     /// Blocks seen so far on this family: (sequence, original hash), in order.
     pub fn blocks(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.entries.iter().map(|e| (e.seq, e.original_hash))
+        self.entries
+            .iter()
+            .filter(|e| e.codec != MBC_CODEC_PARITY)
+            .map(|e| (e.seq, e.original_hash))
     }
 
     /// Original and stored bytes of the blocks seen so far on this family.
@@ -253,7 +261,10 @@ impl SetParser {
             (State::Header, k) => Err(expect("backup set header", k)),
             (State::Leading, RecordType::LeadingConfig) => {
                 let l = LeadingConfig::parse_body(&rec.body, &here)?;
-                if l.set_id != self.set_id || l.family_count != self.family_count {
+                if l.set_id != self.set_id
+                    || l.family_count + l.parity_count != self.family_count
+                    || l.parity_count != self.parity_count
+                {
                     self.problems.push(Error::corrupt(
                         here.clone(),
                         "leading config belongs to another backup set",
@@ -304,9 +315,57 @@ impl SetParser {
                 Ok(Some(Event::Key(k)))
             }
             (State::Keys, k) => Err(expect("key record", k)),
+            (State::Blocks, RecordType::Parity) => {
+                let p = ParityRecord::parse_body(&rec.body, &here)?;
+                let data = self.family_count - self.parity_count;
+                let pat = here.clone().block(p.stripe);
+                if self.family <= data {
+                    self.problems.push(Error::corrupt(
+                        pat.clone(),
+                        "parity record on a data family",
+                    ));
+                }
+                if p.set_id != self.set_id
+                    || Some(p.position) != self.position
+                    || p.family != self.family
+                    || p.index != self.family.wrapping_sub(data + 1)
+                    || p.members.len() > data as usize
+                {
+                    self.problems.push(Error::corrupt(
+                        pat.clone(),
+                        "parity record belongs to another set or family",
+                    ));
+                }
+                if let Some(l) = self.last_seq.filter(|&l| p.stripe <= l) {
+                    self.problems.push(Error::mismatch(
+                        pat.clone(),
+                        "parity stripe number goes backwards on this family",
+                        format!("more than {l}"),
+                        p.stripe,
+                    ));
+                }
+                self.last_seq = Some(p.stripe);
+                self.stored += p.payload_len();
+                self.entries.push(MbcEntry {
+                    seq: p.stripe,
+                    offset: off,
+                    stored_len: p.payload_len() as u32,
+                    original_len: 0,
+                    payload_crc: p.payload_crc,
+                    codec: MBC_CODEC_PARITY,
+                    original_hash: 0,
+                });
+                Ok(Some(Event::Parity(p, pat)))
+            }
             (State::Blocks, RecordType::BlockHeader) => {
                 let h = BlockHeader::parse_body(&rec.body, &here)?;
                 let bat = here.clone().block(h.seq);
+                if self.family > self.family_count - self.parity_count {
+                    self.problems.push(Error::corrupt(
+                        bat.clone(),
+                        "data block on a parity family",
+                    ));
+                }
                 // The payload length cannot be trusted past this: the framing is lost.
                 h.check_lengths(self.mts, self.encryption != 0, &bat)?;
                 if h.set_id != self.set_id
@@ -466,7 +525,11 @@ impl SetParser {
             }
         }
         if let Some(l) = last {
-            if self.entries.iter().any(|e| e.seq == l) && !self.marked_last.contains(&l) {
+            let on_this = self
+                .entries
+                .iter()
+                .any(|e| e.seq == l && e.codec != MBC_CODEC_PARITY);
+            if on_this && !self.marked_last.contains(&l) {
                 self.problems.push(Error::corrupt(
                     at.clone().block(l),
                     "the set's last block is not marked last: blocks after it were cut off, or \
@@ -504,6 +567,7 @@ impl SetParser {
             match self.next(r)? {
                 None => return Ok(None),
                 Some(Event::Block(h, _)) => skip(r, h.stored_len as u64)?,
+                Some(Event::Parity(p, _)) => skip(r, p.payload_len())?,
                 Some(Event::End(e)) => return Ok(Some(e)),
                 Some(_) => {}
             }

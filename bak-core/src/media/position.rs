@@ -73,7 +73,7 @@ pub(crate) fn position_families(devs: Vec<Opened>, position: u32) -> Result<Vec<
     Ok(out)
 }
 
-fn position_one(d: Opened, position: u32) -> Result<Positioned> {
+pub(crate) fn position_one(d: Opened, position: u32) -> Result<Positioned> {
     let name = d.name().to_string();
     let label = d.label.clone().ok_or_else(|| Error::MediaSet {
         what: format!("{name}: not bak media"),

@@ -64,9 +64,41 @@ pub struct BackupOptions {
     /// (files and objects; at least 1 MiB). `None`: one volume, except on object storage,
     /// where a store's part-count limit cuts volumes anyway.
     pub volume_size: Option<u64>,
+    /// Parity families (`--parity K`): the last K of the devices hold Reed-Solomon parity of
+    /// the others (0: no parity). 1 <= K < devices.
+    pub parity: u16,
 }
 
 impl BackupOptions {
+    /// Refuse a parity count that `devices` devices cannot carry (1 <= K < N, N <= 64), and a
+    /// buffer count too small for a stripe; a tool calls this before it opens any device.
+    pub fn check_parity(&self, devices: usize) -> Result<()> {
+        let k = self.parity as usize;
+        if k == 0 {
+            return Ok(());
+        }
+        if k >= devices || devices > 64 {
+            return Err(Error::refused(
+                Refusal::Usage,
+                format!(
+                    "--parity {k} needs more than {k} devices (at most 64); {devices} given"
+                ),
+            ));
+        }
+        if self.buffer_count != 0 && self.buffer_count < devices - k + 2 {
+            return Err(Error::refused(
+                Refusal::Usage,
+                format!(
+                    "buffer count {} is too small for stripes of {} data blocks; give at least {}",
+                    self.buffer_count,
+                    devices - k,
+                    devices - k + 2
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuse options beyond the stated limits ([`crate::limits`]): text fields too long for
     /// their record, thread or buffer counts that cannot be met, a block size the format does
     /// not have. [`backup`] checks them first; a tool calls this before it opens any device, so
@@ -138,6 +170,7 @@ impl Default for BackupOptions {
             host: current_host(),
             encryption: None,
             volume_size: None,
+            parity: 0,
         }
     }
 }
@@ -269,6 +302,7 @@ pub fn backup(
     if devices.is_empty() || devices.len() > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
+    opts.check_parity(devices.len())?;
     let devices = devices
         .into_iter()
         .map(|d| {
@@ -291,6 +325,8 @@ pub fn backup(
     let (plans, position, formatted) = prepare(&devices, opts)?;
     let media_set_id = plans[0].label.media_set_id;
     let n = devices.len();
+    let k = opts.parity as usize;
+    let data_families = n - k;
     let mut family_ids = vec![[0u8; 16]; n];
     for p in &plans {
         family_ids[p.label.family_number as usize - 1] = p.label.family_id;
@@ -305,8 +341,8 @@ pub fn backup(
         },
         checksum_algorithm: CHECKSUM_CRC32,
         max_transfer: mts,
-        family_count: n as u16,
-        parity_count: 0,
+        family_count: data_families as u16,
+        parity_count: k as u16,
         encryption: keys.as_ref().map_or(0, |k| k.cipher().id()),
         key_records: sealing.as_ref().map_or(0, |s| s.1.len() as u16),
         expected_size: opts.expected_size.unwrap_or(u64::MAX),
@@ -342,12 +378,26 @@ pub fn backup(
     let buf_size = payload_capacity(mts);
     let pool = Pool::new(buffers, buf_size, &op);
     let jobs: Queue<Job> = Queue::new(buffers, &op);
-    let ready: Ordered<Ready> = Ordered::new(Placement::FirstFree, &op);
+    // With parity, each stripe's blocks lie on distinct data families.
+    let placement = if k > 0 {
+        Placement::Rotation {
+            takers: data_families,
+        }
+    } else {
+        Placement::FirstFree
+    };
+    let ready: Ordered<Ready> = Ordered::new(placement, &op);
     let totals = Cell::new(Totals::default(), &op);
     let finish = Cell::new(Finish::default(), &op);
+    let stripes = Cell::new(Stripes::default(), &op);
+    // Two stripes of parity shards in flight: one being written while the next is computed.
+    let shard_cap = shard_len_for(buf_size as u32) as usize;
+    let shard_pool = Pool::new(if k > 0 { 2 * k } else { 0 }, shard_cap, &op);
+    let parity_qs: Vec<Queue<ParityOut>> = (0..k).map(|_| Queue::new(2, &op)).collect();
     let threads = opts.threads.max(1);
     let (pool, jobs, ready, totals, finish, leading) =
         (&pool, &jobs, &ready, &totals, &finish, &leading);
+    let (stripes, shard_pool, parity_qs) = (&stripes, &shard_pool, &parity_qs);
     let cx = WriterCtx {
         leading,
         ready,
@@ -359,6 +409,10 @@ pub fn backup(
         set_id,
         position,
         keys: keys.as_deref(),
+        parity: (k > 0).then_some(stripes),
+        parity_qs,
+        shard_pool,
+        data_families,
     };
 
     let results: Vec<Option<(u16, u64, u64)>> = std::thread::scope(|s| {
@@ -377,11 +431,17 @@ pub fn backup(
                 })
             });
         }
+        if k > 0 {
+            let cx = &cx;
+            spawn_part(s, cx.stop, "parity", move || {
+                run_part(cx.stop, "parity", || parity_stage(k, cx))
+            });
+        }
         let handles: Vec<_> = devices
             .into_iter()
             .zip(plans)
-            .enumerate()
-            .map(|(i, (d, p))| {
+            .map(|(d, p)| {
+                let i = p.label.family_number as usize - 1;
                 let header = set_header(p.label.family_number).encode();
                 let key_recs = match &sealing {
                     Some((k, wrapped)) => key_records(k, wrapped, set_id, &header, leading),
@@ -409,6 +469,7 @@ pub fn backup(
                     position,
                     keys: keys.as_deref(),
                 };
+                stripes.update(|st| st.total = Some(blocks));
                 finish_set(blocks, &end, totals, finish)
             });
         if let Err(e) = read_result {
@@ -491,6 +552,7 @@ fn prepare(
         media_name: opts.media_name.as_deref(),
         media_description: &opts.media_description,
         now_us: now_us(),
+        parity: opts.parity,
     };
     let (mut plans, position, formatted) = plan(&req, &names, &found)?;
 
@@ -654,6 +716,174 @@ struct WriterCtx<'a> {
     set_id: Guid,
     position: u32,
     keys: Option<&'a SetKeys>,
+    /// With parity: where data writers leave each block written, for the parity stage.
+    parity: Option<&'a Cell<Stripes>>,
+    /// One queue of parity records per parity family.
+    parity_qs: &'a [Queue<ParityOut>],
+    shard_pool: &'a Pool,
+    data_families: usize,
+}
+
+/// Blocks written by the data writers, waiting for their stripe's parity.
+#[derive(Default)]
+struct Stripes {
+    blocks: std::collections::BTreeMap<u64, (Vec<u8>, Encoded)>,
+    /// The set's block count, once the input has ended (`Some(None)`: stopped early).
+    total: Option<Option<u64>>,
+}
+
+/// One parity record and its shard, for a parity family's writer.
+struct ParityOut {
+    record: ParityRecord,
+    shard: Vec<u8>,
+}
+
+/// The headers a stored payload's pieces need besides the buffer: a raw frame's frame header
+/// and block headers, a sealed frame's header.
+struct Heads {
+    fh: Vec<u8>,
+    heads: Vec<[u8; 3]>,
+}
+
+impl Heads {
+    fn of(buf: &[u8], e: &Encoded) -> Heads {
+        if e.tag.is_some() {
+            return Heads {
+                fh: sealed_frame_header(e.stored_len).to_vec(),
+                heads: Vec::new(),
+            };
+        }
+        match e.codec {
+            BlockCodec::Zstd => Heads {
+                fh: Vec::new(),
+                heads: Vec::new(),
+            },
+            BlockCodec::Raw => {
+                let (fh, heads) = raw_pieces(&buf[..e.original_len as usize]);
+                Heads { fh, heads }
+            }
+        }
+    }
+
+    /// The stored payload as the pieces it is written in, from the buffer where it lies: no
+    /// copy.
+    fn pieces<'a>(&'a self, buf: &'a [u8], e: &'a Encoded) -> Vec<&'a [u8]> {
+        if let Some(tag) = &e.tag {
+            let n = (e.stored_len - SEALED_OVERHEAD) as usize;
+            return vec![&self.fh, &buf[..n], tag];
+        }
+        match e.codec {
+            BlockCodec::Zstd => vec![&buf[..e.stored_len as usize]],
+            BlockCodec::Raw => {
+                let data = &buf[..e.original_len as usize];
+                let mut v: Vec<&[u8]> = Vec::with_capacity(1 + 2 * self.heads.len());
+                v.push(&self.fh);
+                for (c, h) in data.chunks(RAW_BLOCK_MAX as usize).zip(&self.heads) {
+                    v.push(h);
+                    v.push(c);
+                }
+                v
+            }
+        }
+    }
+}
+
+/// The parity stage: waits for each stripe's blocks (left by the data writers once written),
+/// computes its K parity shards with one reused encoder, returns the data buffers to the pool
+/// and hands one parity record to each parity family's writer.
+fn parity_stage(k: usize, cx: &WriterCtx<'_>) -> Result<()> {
+    let Some(stripes) = cx.parity else {
+        return Ok(());
+    };
+    let d = cx.data_families;
+    let mut enc = crate::codec::parity::ParityEncoder::new(d, k)?;
+    let txs: Vec<_> = cx.parity_qs.iter().map(|q| q.sender()).collect();
+    let mut s = 0u64;
+    loop {
+        let first = s * d as u64;
+        // The stripe's blocks, or the end of the set.
+        let got = stripes.wait_for(|st| {
+            let want = match st.total {
+                Some(None) => return Some(None),
+                Some(Some(t)) if first >= t => return Some(None),
+                Some(Some(t)) => (t - first).min(d as u64),
+                None => d as u64,
+            };
+            let have = st.blocks.range(first..first + want).count() as u64;
+            (have == want).then(|| {
+                Some(
+                    (first..first + want)
+                        .filter_map(|q| st.blocks.remove(&q).map(|b| (q, b)))
+                        .collect::<Vec<_>>(),
+                )
+            })
+        });
+        let Some(Some(blocks)) = got else {
+            return Ok(());
+        };
+        let longest = blocks.iter().map(|(_, (_, e))| e.stored_len).max().unwrap_or(0);
+        let shard_len = shard_len_for(longest);
+        let mut out = Vec::with_capacity(k);
+        for _ in 0..k {
+            match cx.shard_pool.get() {
+                Some(b) => out.push(b),
+                None => return Ok(()),
+            }
+        }
+        compute(&mut enc, &blocks, shard_len as usize, &mut out)?;
+        let members: Vec<ParityMember> = blocks
+            .iter()
+            .map(|(q, (_, e))| ParityMember {
+                seq: *q,
+                family: (q % d as u64) as u16 + 1,
+                codec: e.codec,
+                flags: e.flags,
+                stored_len: e.stored_len,
+                original_len: e.original_len,
+                payload_crc: e.crc,
+                original_hash: e.hash,
+            })
+            .collect();
+        for (_, (buf, _)) in blocks {
+            cx.pool.put(buf);
+        }
+        for (i, (shard, tx)) in out.into_iter().zip(&txs).enumerate() {
+            let mut c = crc32fast::Hasher::new();
+            c.update(&parity_frame_header(shard_len));
+            c.update(&shard);
+            let record = ParityRecord {
+                set_id: cx.set_id,
+                position: cx.position,
+                family: (d + i + 1) as u16,
+                index: i as u16,
+                stripe: s,
+                shard_len,
+                payload_crc: c.finalize(),
+                members: members.clone(),
+            };
+            if !tx.push(ParityOut { record, shard }) {
+                return Ok(());
+            }
+        }
+        s += 1;
+    }
+}
+
+/// The parity shards of one stripe's blocks into `out`.
+fn compute(
+    enc: &mut crate::codec::parity::ParityEncoder,
+    blocks: &[(u64, (Vec<u8>, Encoded))],
+    shard_len: usize,
+    out: &mut [Vec<u8>],
+) -> Result<()> {
+    let heads: Vec<Heads> = blocks.iter().map(|(_, (b, e))| Heads::of(b, e)).collect();
+    let pieces: Vec<Vec<&[u8]>> = blocks
+        .iter()
+        .zip(&heads)
+        .map(|((_, (b, e)), h)| h.pieces(b, e))
+        .collect();
+    let members: Vec<&[&[u8]]> = pieces.iter().map(|p| &p[..]).collect();
+    enc.encode(&members, shard_len, out)
 }
 
 /// Write a block header and its stored payload. The raw path writes the original buffer where
@@ -664,38 +894,11 @@ fn write_block(
     buf: &[u8],
     e: &Encoded,
 ) -> std::io::Result<()> {
-    if let Some(tag) = &e.tag {
-        let n = (e.stored_len - SEALED_OVERHEAD) as usize;
-        let fh = sealed_frame_header(e.stored_len);
-        let mut v = [
-            IoSlice::new(header),
-            IoSlice::new(&fh),
-            IoSlice::new(&buf[..n]),
-            IoSlice::new(tag),
-        ];
-        return write_all(dev, &mut v);
-    }
-    match e.codec {
-        BlockCodec::Zstd => {
-            let mut v = [
-                IoSlice::new(header),
-                IoSlice::new(&buf[..e.stored_len as usize]),
-            ];
-            write_all(dev, &mut v)
-        }
-        BlockCodec::Raw => {
-            let data = &buf[..e.original_len as usize];
-            let (fh, heads) = raw_pieces(data);
-            let mut v = Vec::with_capacity(2 + 2 * heads.len());
-            v.push(IoSlice::new(header));
-            v.push(IoSlice::new(&fh));
-            for (c, h) in data.chunks(RAW_BLOCK_MAX as usize).zip(&heads) {
-                v.push(IoSlice::new(h));
-                v.push(IoSlice::new(c));
-            }
-            write_all(dev, &mut v)
-        }
-    }
+    let heads = Heads::of(buf, e);
+    let mut v: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(header))
+        .chain(heads.pieces(buf, e).into_iter().map(IoSlice::new))
+        .collect();
+    write_all(dev, &mut v)
 }
 
 /// Write one family's part of the set. Returns (family number, blocks, bytes written), or
@@ -739,7 +942,35 @@ fn device_writer(
         entries: Vec::new(),
     };
     let (mut fam_orig, mut fam_stored) = (0u64, 0u64);
-    while let Some((seq, Ready { buf, e })) = cx.ready.take(taker) {
+    if fam as usize > cx.data_families {
+        // A parity family: the parity stage's records, one per stripe.
+        let q = &cx.parity_qs[fam as usize - cx.data_families - 1];
+        while let Some(ParityOut { record, shard }) = q.pop() {
+            let head = record.encode();
+            let fh = parity_frame_header(record.shard_len);
+            write_all(
+                dev.as_mut(),
+                &mut [IoSlice::new(&head), IoSlice::new(&fh), IoSlice::new(&shard)],
+            )
+            .map_err(ioerr)?;
+            mbc.entries.push(MbcEntry {
+                seq: record.stripe,
+                offset,
+                stored_len: record.payload_len() as u32,
+                original_len: 0,
+                payload_crc: record.payload_crc,
+                codec: MBC_CODEC_PARITY,
+                original_hash: 0,
+            });
+            offset += head.len() as u64 + record.payload_len();
+            fam_stored += record.payload_len();
+            cx.shard_pool.put(shard);
+        }
+    }
+    while let Some((seq, Ready { buf, e })) = match fam as usize > cx.data_families {
+        true => None,
+        false => cx.ready.take(taker),
+    } {
         cx.totals.update(|t| {
             t.original += e.original_len as u64;
             t.stored += e.stored_len as u64;
@@ -772,7 +1003,10 @@ fn device_writer(
         offset += (header.len() + e.stored_len as usize) as u64;
         fam_orig += e.original_len as u64;
         fam_stored += e.stored_len as u64;
-        cx.pool.put(buf);
+        match cx.parity {
+            Some(st) => st.update(|st| st.blocks.insert(seq, (buf, e))).map_or((), |_| ()),
+            None => cx.pool.put(buf),
+        }
     }
     if cx.stop.is_raised() {
         return Err(Error::Interrupted);

@@ -148,6 +148,11 @@ pub fn catalog(d: Opened) -> Result<FamilyCatalog> {
                     Err(Error::Truncated { .. }) => break 'sets,
                     Err(e) => return Err(e),
                 },
+                Event::Parity(p, _) => match r.skip(p.payload_len(), "parity shard") {
+                    Ok(()) => {}
+                    Err(Error::Truncated { .. }) => break 'sets,
+                    Err(e) => return Err(e),
+                },
                 Event::Trailing(t) => trailing = Some(t),
                 Event::End(_) => {
                     if let (Some(s), Some(t)) = (sets.last_mut(), trailing.take()) {

@@ -826,6 +826,20 @@ impl SetVerifier<'_> {
                         break None;
                     }
                 },
+                Event::Parity(rec, pat) => match self.parity_payload(r, &rec, &pat, payload) {
+                    Ok(None) => s.bytes += rec.payload_len(),
+                    Ok(Some(problem)) => {
+                        s.bytes += rec.payload_len();
+                        s.problems.push(problem);
+                        if stop_on_error {
+                            break None;
+                        }
+                    }
+                    Err(e) => {
+                        s.problems.push(self.lost(&p, &pat, &e));
+                        break None;
+                    }
+                },
                 Event::Trailing(t) => {
                     if let Some(k) = &s.keys {
                         if let Err(e) = crate::ops::restore::check_trailing_mac(
@@ -928,6 +942,43 @@ impl SetVerifier<'_> {
     /// Take a block's payload and check its stored bytes; checked payloads go to the shared
     /// decoders. `Err` when the payload cannot be read (the framing is lost); a problem with
     /// its bytes is the `Ok(Some)`.
+    /// Read a parity record's shard frame and check its CRC (needs no key).
+    fn parity_payload(
+        &self,
+        r: &mut RecordReader<Box<dyn Source>>,
+        rec: &ParityRecord,
+        at: &Location,
+        payload: &mut Vec<u8>,
+    ) -> Result<Option<Problem>> {
+        let len = rec.payload_len() as usize;
+        let mapped = r.get_mut().take_mapped(len);
+        match &mapped {
+            Some(_) => r.advanced(len as u64),
+            None => {
+                if payload.len() < len {
+                    payload.resize(payload.capacity().max(len), 0);
+                }
+                r.read_exact(&mut payload[..len], "parity shard")?;
+            }
+        }
+        (self.progress)(len as u64);
+        let bytes: &[u8] = match &mapped {
+            Some((m, range)) => m.bytes().get(range.clone()).unwrap_or(&[]),
+            None => &payload[..len],
+        };
+        let crc = crc32fast::hash(bytes);
+        if crc != rec.payload_crc {
+            let e = Error::mismatch(
+                at.clone(),
+                "parity shard CRC does not hold",
+                format!("{:#010x}", rec.payload_crc),
+                format!("{crc:#010x}"),
+            );
+            return Ok(Some(Problem::from_error(at, &e)));
+        }
+        Ok(None)
+    }
+
     fn payload(
         &self,
         r: &mut RecordReader<Box<dyn Source>>,
