@@ -214,6 +214,19 @@ fn the_tools_restore_with_families_missing_and_say_so() {
             assert!(st.success(), "zstd -t {}", d.display());
         }
     }
+    // bak-header says which families hold parity, and how many.
+    let h = run("bak-header", &os(&{
+        let mut a = args!["--json"];
+        a.extend(devs.iter().map(|p| p.into()));
+        a
+    }), b"");
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    assert_eq!(json_lines(&h.stdout)[0]["ParityFamilyCount"], 2);
+    for (i, d) in devs.iter().enumerate() {
+        let l = run("bak-header", &os(&args!["--labelonly", "--json", d]), b"");
+        let v = &json_lines(&l.stdout)[0];
+        assert_eq!(v["FamilyRole"], if i < 3 { "data" } else { "parity" }, "family {}", i + 1);
+    }
     // Two missing (one data, one parity), given in another order: exact, and a note.
     let given = vec![devs[4].clone(), devs[0].clone(), devs[2].clone()];
     let mut a = args![];

@@ -216,6 +216,14 @@ pub fn label_info(c: &FamilyCatalog) -> LabelInfo {
         media_family_id: Some(guid_string(&m.family_id)),
         family_count: Some(m.family_count as u32),
         family_sequence_number: Some(m.family_number as u32),
+        family_role: Some(
+            if m.family_number > m.family_count - m.parity_count {
+                "parity"
+            } else {
+                "data"
+            }
+            .into(),
+        ),
         media_sequence_number: Some(m.media_sequence as u32),
         software_name: Some(format!("{} {}", m.software_name, m.software_version)),
         software_vendor_id: None,
@@ -279,6 +287,7 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 backup_size: t.map(|t| t.total_original),
                 compressed_backup_size: t.map(|t| t.total_stored),
                 family_count: Some(h.family_count as u32),
+                parity_family_count: Some(cats[0].media.parity_count as u32),
                 block_count: t.map(|t| t.total_blocks),
                 max_transfer_size: Some(h.max_transfer),
                 has_backup_checksums: Some(true),

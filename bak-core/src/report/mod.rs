@@ -194,7 +194,7 @@ pub struct LabelInfo {
     pub device: String,
     /// Which format the media are.
     pub media_format: Option<MediaKind>,
-    /// Format version the media label was written with (bak: "1.1", or "1.0" for media of
+    /// Format version the media label was written with (bak: "1.2", or "1.1" or "1.0" for media of
     /// earlier releases; MTF: the MTF major version).
     pub format_version: String,
     /// Media name (MEDIANAME).
@@ -209,6 +209,8 @@ pub struct LabelInfo {
     pub family_count: Option<u32>,
     /// This device's family number, counted from 1.
     pub family_sequence_number: Option<u32>,
+    /// bak: whether this family holds `data` or Reed-Solomon `parity`; MTF: null.
+    pub family_role: Option<String>,
     /// Volume number within the family, counted from 1.
     pub media_sequence_number: Option<u32>,
     /// Software that wrote the media.
@@ -279,6 +281,8 @@ pub struct SetInfo {
     pub compressed_backup_size: Option<u64>,
     /// Number of families the set spans.
     pub family_count: Option<u32>,
+    /// bak: how many of those families hold parity (0 without); MTF: null.
+    pub parity_family_count: Option<u32>,
     /// Number of data blocks.
     pub block_count: Option<u64>,
     /// Largest transfer (block) size in bytes.
