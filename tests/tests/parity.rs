@@ -154,7 +154,8 @@ fn flipped_bits_in_up_to_k_families_per_stripe_heal() {
         for round in 0..3 {
             let devs: Vec<MemDevice> = clean
                 .iter()
-                .map(|m| MemDevice::with_bytes(format!("c{round}"), m.to_vec()))
+                .enumerate()
+                .map(|(i, m)| MemDevice::with_bytes(format!("c{round}-{i}"), m.to_vec()))
                 .collect();
             // Each stripe: payloads of two distinct families (data block or parity shard).
             for s in 0..stripes {
@@ -180,7 +181,8 @@ fn flipped_bits_in_up_to_k_families_per_stripe_heal() {
         // damaged payload in an earlier stripe still heals.
         let devs: Vec<MemDevice> = clean
             .iter()
-            .map(|m| MemDevice::with_bytes("h", m.to_vec()))
+            .enumerate()
+            .map(|(i, m)| MemDevice::with_bytes(format!("h{i}"), m.to_vec()))
             .collect();
         flip(&devs[1], b"BKBH", 2, true);
         flip(&devs[n - 1], b"BKPB", 0, false);
