@@ -37,9 +37,7 @@ fn restore_mem(
 ) -> bak_core::Result<(Vec<u8>, bak_core::RestoreSummary)> {
     let handles: Vec<Box<dyn ReadDevice>> = devs
         .iter()
-        .map(|d| {
-            Box::new(if streams { d.stream() } else { d.handle() }) as Box<dyn ReadDevice>
-        })
+        .map(|d| Box::new(if streams { d.stream() } else { d.handle() }) as Box<dyn ReadDevice>)
         .collect();
     let mut out = Vec::new();
     let s = restore(
@@ -101,9 +99,17 @@ fn every_loss_of_up_to_k_families_restores_exact() {
                 let (out, s) = restore_mem(&given, streams).unwrap_or_else(|e| {
                     panic!("N {n} K {k} {codec} lost {mask:b}: {e}");
                 });
-                assert!(out == input, "N {n} K {k} {codec} lost {mask:b}: output differs");
-                let r = s.redundancy.expect("a set with parity reports its redundancy");
-                let lost: Vec<u16> = (0..n as u16).filter(|i| mask & (1 << i) != 0).map(|i| i + 1).collect();
+                assert!(
+                    out == input,
+                    "N {n} K {k} {codec} lost {mask:b}: output differs"
+                );
+                let r = s
+                    .redundancy
+                    .expect("a set with parity reports its redundancy");
+                let lost: Vec<u16> = (0..n as u16)
+                    .filter(|i| mask & (1 << i) != 0)
+                    .map(|i| i + 1)
+                    .collect();
                 assert_eq!(r.missing, lost, "N {n} K {k} lost {mask:b}");
                 let data_lost = lost.iter().filter(|&&f| (f as usize) <= d).count();
                 assert_eq!(
@@ -191,7 +197,11 @@ fn flipped_bits_in_up_to_k_families_per_stripe_heal() {
         let (out, s) = restore_mem(&all, false).unwrap();
         assert!(out == input, "{codec}: header damage: output differs");
         let r = s.redundancy.unwrap();
-        assert_eq!(r.lost.iter().map(|l| l.0).collect::<Vec<_>>(), vec![2], "{r:?}");
+        assert_eq!(
+            r.lost.iter().map(|l| l.0).collect::<Vec<_>>(),
+            vec![2],
+            "{r:?}"
+        );
     }
 }
 
@@ -204,7 +214,18 @@ fn the_tools_restore_with_families_missing_and_say_so() {
     let t = temp_dir("parity-cli");
     let devs = files(&t, 5);
     let input = data(11 * MTS + 5, 8);
-    let w = write(&devs, &["--max-transfer-size", "64K", "--parity", "2", "-c", "zstd:1"], &input);
+    let w = write(
+        &devs,
+        &[
+            "--max-transfer-size",
+            "64K",
+            "--parity",
+            "2",
+            "-c",
+            "zstd:1",
+        ],
+        &input,
+    );
     assert_eq!(w.code, 0, "{}", w.stderr);
     if have("zstd") {
         for d in &devs {
@@ -217,17 +238,26 @@ fn the_tools_restore_with_families_missing_and_say_so() {
         }
     }
     // bak-header says which families hold parity, and how many.
-    let h = run("bak-header", &os(&{
-        let mut a = args!["--json"];
-        a.extend(devs.iter().map(|p| p.into()));
-        a
-    }), b"");
+    let h = run(
+        "bak-header",
+        &os(&{
+            let mut a = args!["--json"];
+            a.extend(devs.iter().map(|p| p.into()));
+            a
+        }),
+        b"",
+    );
     assert_eq!(h.code, 0, "{}", h.stderr);
     assert_eq!(json_lines(&h.stdout)[0]["ParityFamilyCount"], 2);
     for (i, d) in devs.iter().enumerate() {
         let l = run("bak-header", &os(&args!["--labelonly", "--json", d]), b"");
         let v = &json_lines(&l.stdout)[0];
-        assert_eq!(v["FamilyRole"], if i < 3 { "data" } else { "parity" }, "family {}", i + 1);
+        assert_eq!(
+            v["FamilyRole"],
+            if i < 3 { "data" } else { "parity" },
+            "family {}",
+            i + 1
+        );
     }
     // Two missing (one data, one parity), given in another order: exact, and a note.
     let given = vec![devs[4].clone(), devs[0].clone(), devs[2].clone()];
@@ -271,7 +301,11 @@ fn appends_keep_the_parity_of_the_media() {
     let o = ["--max-transfer-size", "64K", "--parity", "1"];
     assert_eq!(write(&devs, &o, &one).code, 0);
     assert_eq!(write(&devs, &o, &two).code, 0);
-    let w = write(&devs, &["--max-transfer-size", "64K", "--parity", "2"], &two);
+    let w = write(
+        &devs,
+        &["--max-transfer-size", "64K", "--parity", "2"],
+        &two,
+    );
     assert_ne!(w.code, 0);
     assert!(w.stderr.contains("1 parity famil"), "{}", w.stderr);
     let w = write(&devs, &["--max-transfer-size", "64K"], &two);
@@ -288,7 +322,10 @@ fn parity_through_fifos() {
     let t = temp_dir("parity-fifo");
     let devs = files(&t, 3);
     for d in &devs {
-        let st = std::process::Command::new("mkfifo").arg(d).status().unwrap();
+        let st = std::process::Command::new("mkfifo")
+            .arg(d)
+            .status()
+            .unwrap();
         assert!(st.success());
     }
     let input = data(20 * MTS + 3, 4);
@@ -305,10 +342,18 @@ fn parity_through_fifos() {
         std::io::Read::read_to_end(&mut so, &mut v).unwrap();
         v
     });
-    let w = write(&devs, &["--max-transfer-size", "64K", "--parity", "1"], &input);
+    let w = write(
+        &devs,
+        &["--max-transfer-size", "64K", "--parity", "1"],
+        &input,
+    );
     assert_eq!(w.code, 0, "{}", w.stderr);
     let out = rd.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(drain.join().unwrap() == input);
 }
 
@@ -322,19 +367,39 @@ fn encrypted_set_with_parity_rebuilds_the_ciphertext() {
     let input = data(9 * MTS + 1, 6);
     let w = write(
         &devs,
-        &["--max-transfer-size", "64K", "--parity", "2", "--passphrase-file", pass_s],
+        &[
+            "--max-transfer-size",
+            "64K",
+            "--parity",
+            "2",
+            "--passphrase-file",
+            pass_s,
+        ],
         &input,
     );
     assert_eq!(w.code, 0, "{}", w.stderr);
     // Without the key, a fast verification of the whole set passes: parity CRCs need none.
-    let v = run("bak-verify", &os(&{
-        let mut a = args!["--fast"];
-        a.extend(devs.iter().map(|p| p.into()));
-        a
-    }), b"");
-    assert_eq!(v.code, 0, "{}{}", String::from_utf8_lossy(&v.stdout), v.stderr);
+    let v = run(
+        "bak-verify",
+        &os(&{
+            let mut a = args!["--fast"];
+            a.extend(devs.iter().map(|p| p.into()));
+            a
+        }),
+        b"",
+    );
+    assert_eq!(
+        v.code,
+        0,
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        v.stderr
+    );
     // Two families lost, one of them data: the sealed blocks are rebuilt and then opened.
-    let r = read(&[devs[3].clone(), devs[1].clone()], &["--passphrase-file", pass_s]);
+    let r = read(
+        &[devs[3].clone(), devs[1].clone()],
+        &["--passphrase-file", pass_s],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout == input);
 }

@@ -100,10 +100,12 @@ impl ParityEncoder {
             }
             let r = self.enc.encode().map_err(rs_err)?;
             for (i, o) in out.iter_mut().enumerate() {
-                let shard = r.recovery(i).ok_or_else(|| rs_err(reed_solomon_simd::Error::TooFewOriginalShards {
-                    original_count: self.data,
-                    original_received_count: 0,
-                }))?;
+                let shard = r.recovery(i).ok_or_else(|| {
+                    rs_err(reed_solomon_simd::Error::TooFewOriginalShards {
+                        original_count: self.data,
+                        original_received_count: 0,
+                    })
+                })?;
                 o[at..at + w].copy_from_slice(shard);
             }
             at += w;
@@ -229,7 +231,11 @@ pub fn stripe_record<'a>(s: &StripeFound<'a>) -> Option<&'a ParityRecord> {
 /// are lost than parity shards are present, when a shard has the wrong length, or when a
 /// rebuilt payload's CRC is not the one its parity record names. The parity records present
 /// must agree on the stripe's members; the first one's member list describes the blocks.
-pub fn rebuild_stripe(r: &mut Rebuilder, s: &StripeFound<'_>, at: &Location) -> Result<Vec<Rebuilt>> {
+pub fn rebuild_stripe(
+    r: &mut Rebuilder,
+    s: &StripeFound<'_>,
+    at: &Location,
+) -> Result<Vec<Rebuilt>> {
     let Some(rec) = stripe_record(s) else {
         return Err(Error::corrupt(
             at.clone(),
@@ -254,13 +260,19 @@ pub fn rebuild_stripe(r: &mut Rebuilder, s: &StripeFound<'_>, at: &Location) -> 
     let shard_len = rec.shard_len as usize;
     let longest = members.iter().map(|m| m.stored_len).max().unwrap_or(0);
     if rec.shard_len != shard_len_for(longest) {
-        return Err(Error::corrupt(at.clone(), "parity shard length does not fit its stripe"));
+        return Err(Error::corrupt(
+            at.clone(),
+            "parity shard length does not fit its stripe",
+        ));
     }
     for (p, sh) in s.parity.iter().flatten() {
         if p.members != rec.members || p.stripe != rec.stripe || sh.len() != shard_len {
             return Err(Error::corrupt(
                 at.clone(),
-                format!("stripe {}: the parity records disagree on its blocks", rec.stripe),
+                format!(
+                    "stripe {}: the parity records disagree on its blocks",
+                    rec.stripe
+                ),
             ));
         }
     }
@@ -356,7 +368,11 @@ mod tests {
                     .map(|i| (mask & (1 << (d + i)) == 0).then_some(&par[i][..]))
                     .collect();
                 for (j, got) in rb.rebuild_shards(&ds, &ps, len).unwrap() {
-                    assert_eq!(&got[..data[j].len()], &data[j][..], "d {d} k {k} mask {mask:b}");
+                    assert_eq!(
+                        &got[..data[j].len()],
+                        &data[j][..],
+                        "d {d} k {k} mask {mask:b}"
+                    );
                     assert!(got[data[j].len()..].iter().all(|&b| b == 0));
                 }
             }
@@ -408,7 +424,10 @@ mod tests {
                 continue;
             }
             assert_eq!(parity.len(), k * len);
-            assert!(out.concat() == parity, "parity of the pinned vector d{d}k{k} changed");
+            assert!(
+                out.concat() == parity,
+                "parity of the pinned vector d{d}k{k} changed"
+            );
             // And the parity rebuilds the first K data shards.
             let ds: Vec<Option<&[u8]>> = data
                 .chunks(len)

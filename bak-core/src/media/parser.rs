@@ -361,10 +361,8 @@ impl SetParser {
                 let h = BlockHeader::parse_body(&rec.body, &here)?;
                 let bat = here.clone().block(h.seq);
                 if self.family > self.family_count - self.parity_count {
-                    self.problems.push(Error::corrupt(
-                        bat.clone(),
-                        "data block on a parity family",
-                    ));
+                    self.problems
+                        .push(Error::corrupt(bat.clone(), "data block on a parity family"));
                 }
                 // The payload length cannot be trusted past this: the framing is lost.
                 h.check_lengths(self.mts, self.encryption != 0, &bat)?;

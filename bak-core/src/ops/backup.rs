@@ -80,9 +80,7 @@ impl BackupOptions {
         if k >= devices || devices > 64 {
             return Err(Error::refused(
                 Refusal::Usage,
-                format!(
-                    "--parity {k} needs more than {k} devices (at most 64); {devices} given"
-                ),
+                format!("--parity {k} needs more than {k} devices (at most 64); {devices} given"),
             ));
         }
         if self.buffer_count != 0 && self.buffer_count < devices - k + 2 {
@@ -821,7 +819,11 @@ fn parity_stage(k: usize, cx: &WriterCtx<'_>) -> Result<()> {
         let Some(Some(blocks)) = got else {
             return Ok(());
         };
-        let longest = blocks.iter().map(|(_, (_, e))| e.stored_len).max().unwrap_or(0);
+        let longest = blocks
+            .iter()
+            .map(|(_, (_, e))| e.stored_len)
+            .max()
+            .unwrap_or(0);
         let shard_len = shard_len_for(longest);
         let mut out = Vec::with_capacity(k);
         for _ in 0..k {
@@ -1004,7 +1006,9 @@ fn device_writer(
         fam_orig += e.original_len as u64;
         fam_stored += e.stored_len as u64;
         match cx.parity {
-            Some(st) => st.update(|st| st.blocks.insert(seq, (buf, e))).map_or((), |_| ()),
+            Some(st) => st
+                .update(|st| st.blocks.insert(seq, (buf, e)))
+                .map_or((), |_| ()),
             None => cx.pool.put(buf),
         }
     }

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use crate::bytes::*;
 use crate::codec::keys::{trailing_mac_holds, KeyRing, Keys, Opening};
+use crate::codec::parity::{rebuild_stripe, Rebuilder, StripeFound};
 use crate::codec::seal::{Cipher, SetKeys};
 use crate::codec::{Decoded, Decoder, SetDigest};
 use crate::device::write_all_vectored;
@@ -19,7 +20,6 @@ use crate::engine::{
     run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
 };
 use crate::error::{Error, Location, PastEnd, Result};
-use crate::codec::parity::{rebuild_stripe, Rebuilder, StripeFound};
 use crate::media::open::{order_families_with, Opened};
 use crate::media::parser::{Event, SetParser};
 use crate::media::position::{position_families, position_one, Positioned};
@@ -123,10 +123,7 @@ enum FamItem {
         at: Location,
     },
     /// A parity record and its shard frame (parity families).
-    Parity {
-        record: ParityRecord,
-        buf: Vec<u8>,
-    },
+    Parity { record: ParityRecord, buf: Vec<u8> },
     /// A block, or a parity record, whose payload failed its CRC (sets with parity): lost,
     /// to be rebuilt. `seq` is the block sequence, or the stripe of a parity record.
     Bad { seq: u64 },
@@ -279,7 +276,11 @@ pub fn restore(
         });
     }
     let slots = order_families_with(devs, true)?;
-    let names: Vec<String> = slots.iter().flatten().map(|d| d.name().to_string()).collect();
+    let names: Vec<String> = slots
+        .iter()
+        .flatten()
+        .map(|d| d.name().to_string())
+        .collect();
     let set_at = Location::device(set_name(
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
     ))
@@ -797,7 +798,10 @@ fn restore_parity(
         };
         // A family that cannot be read to its set's first block is as good as missing.
         let got = position_one(dev, position).and_then(|p| {
-            let before = p.scan.as_ref().map_or(position - 1, |s| s.next_position() - 1);
+            let before = p
+                .scan
+                .as_ref()
+                .map_or(position - 1, |s| s.next_position() - 1);
             start(vec![p], position, before, ring)
         });
         match got {
@@ -1046,14 +1050,13 @@ fn stripe_sequencer(
             let first = s * d as u64;
             if total.is_some_and(|t| first >= t) {
                 // Past the last stripe: every family must be at its end (or lost).
-                let ts: Vec<&TrailingConfig> = h
-                    .q
-                    .iter()
-                    .filter_map(|q| match q.front() {
-                        Some(FamItem::End { trailing, .. }) => Some(trailing),
-                        _ => None,
-                    })
-                    .collect();
+                let ts: Vec<&TrailingConfig> =
+                    h.q.iter()
+                        .filter_map(|q| match q.front() {
+                            Some(FamItem::End { trailing, .. }) => Some(trailing),
+                            _ => None,
+                        })
+                        .collect();
                 let busy = h.q.iter().any(|q| {
                     matches!(
                         q.front(),
@@ -1177,13 +1180,21 @@ fn stripe_sequencer(
             let found = StripeFound {
                 data_count: d,
                 blocks: (0..d)
-                    .map(|j| blocks[j].as_ref().map(|(h, b, _)| &b[..h.stored_len as usize]))
+                    .map(|j| {
+                        blocks[j]
+                            .as_ref()
+                            .map(|(h, b, _)| &b[..h.stored_len as usize])
+                    })
                     .collect(),
                 parity: parity
                     .iter()
                     .map(|p| {
                         p.as_ref().map(|(r, b)| {
-                            (r, &b[PARITY_SHARD_HEADER_LEN..PARITY_SHARD_HEADER_LEN + r.shard_len as usize])
+                            (
+                                r,
+                                &b[PARITY_SHARD_HEADER_LEN
+                                    ..PARITY_SHARD_HEADER_LEN + r.shard_len as usize],
+                            )
                         })
                     })
                     .collect(),
@@ -1199,15 +1210,21 @@ fn stripe_sequencer(
                     what: format!(
                         "stripe {s}: {lost_members} blocks lost, more than the parity left \
                          covers (families missing or lost: {}): {e}",
-                        gone.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+                        gone.iter()
+                            .map(u16::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }
             })?;
-            cx.report.update(|r| r.rebuilt_blocks += rebuilt.len() as u64);
+            cx.report
+                .update(|r| r.rebuilt_blocks += rebuilt.len() as u64);
             let mut bufs: Vec<Vec<u8>> = parity.into_iter().flatten().map(|(_, b)| b).collect();
             for rb in rebuilt {
                 let j = (rb.header.seq - first) as usize;
-                let mut buf = bufs.pop().ok_or_else(|| internal("no buffer for a rebuilt block"))?;
+                let mut buf = bufs
+                    .pop()
+                    .ok_or_else(|| internal("no buffer for a rebuilt block"))?;
                 buf.clear();
                 buf.extend_from_slice(&rb.payload);
                 let at = Location::device(String::new()).block(rb.header.seq);
