@@ -77,6 +77,22 @@ pub fn open_read(p: &Path) -> bak_core::Result<Box<dyn ReadDevice>> {
     }
 }
 
+/// Open the devices of a mirrored backup: the main list, then each `--mirror-to` list. No
+/// device may be given twice in any of the lists.
+pub fn open_write_copies(
+    lists: &[Vec<PathBuf>],
+    max_transfer: u32,
+    store: &WriteOptions,
+) -> bak_core::Result<Vec<Vec<Box<dyn WriteDevice>>>> {
+    let all: Vec<PathBuf> = lists.iter().flatten().cloned().collect();
+    check_urls_distinct(&all)?;
+    bak_core::device::check_distinct(&all)?;
+    lists
+        .iter()
+        .map(|l| open_write_devices(l, max_transfer, store))
+        .collect()
+}
+
 /// Open the devices of a backup, files, streams and URLs alike.
 pub fn open_write_devices(
     paths: &[PathBuf],

@@ -259,6 +259,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
         for p in &s.past_end {
             bak_cli::say!("bak-read: note: {p}");
         }
+        // Mirrors: every byte is exact, but the media set is not whole.
+        for m in &s.mirror_notes {
+            bak_cli::say!("bak-read: note: mirror: {m}");
+        }
         bak_cli::say!(
             "RESTORE processed {} bytes in {} blocks from {} famil{} in {:.2} s ({:.1} MB/s)",
             s.original_bytes,

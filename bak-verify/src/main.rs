@@ -134,6 +134,19 @@ fn print_reports(out: &mut dyn Write, reports: &[SetReport], json: bool) -> std:
             writeln!(out, "The media have {n} problem{s} outside any backup set.")?;
         } else if r.verdict == Verdict::Valid {
             writeln!(out, "The backup set on file {} is valid.", r.position)?;
+        } else if r.verdict == Verdict::Degraded {
+            for m in &r.mirror_notes {
+                writeln!(out, "  mirror: {m}")?;
+            }
+            writeln!(
+                out,
+                "The backup set on file {} is degraded: every byte is restorable, but the media \
+                 set is not whole; it survives the loss of {} more famil{}. Rebuild the copies \
+                 named (bak-write --rebuild-mirror).",
+                r.position,
+                r.redundancy_left,
+                if r.redundancy_left == 1 { "y" } else { "ies" }
+            )?;
         } else if r.verdict == Verdict::Unsupported {
             writeln!(
                 out,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bak_cli::{mb_per_s, parse_size, Progress, EXIT_OK};
 use bak_core::bytes::{guid_string, hex, Codec};
-use bak_core::{backup, BackupOptions, InitMode};
+use bak_core::{backup_mirrored, BackupOptions, InitMode};
 use clap::Parser;
 
 /// The last instant an expiration date may name: 9999-12-31T23:59:59Z, in microseconds.
@@ -98,6 +98,24 @@ struct Args {
     /// from the first one's name.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     volume_size: Option<u64>,
+    /// Mirror the media set (MIRROR TO): every family is also written, byte for byte but its
+    /// label, to the device of the same place in this comma-separated list, which has as many
+    /// devices as DEVICE... (files, FIFOs, pipes, URLs). Up to 3 times: 4 copies of each
+    /// family. Appends, --init, --format and expiry act on every copy, and an append refuses
+    /// copies that disagree on what the media hold. A copy that fails during the backup is
+    /// left behind while another copy of its family goes on: the set is finished on the other
+    /// copies (restorable from them), the failed device is named, and the exit status is 1
+    /// (the media set is not whole: rebuild the copy with --rebuild-mirror). A family with no
+    /// copy left fails the backup (exit 2). A copy cut short never holds a complete set.
+    #[arg(long, value_name = "DEV,DEV,...")]
+    mirror_to: Vec<String>,
+    /// Instead of a backup: write a new copy of family N, mirror number M (N.M=NEWDEVICE) from
+    /// the copies of family N among DEVICE... (any devices of the media set), every record and
+    /// block checked and read from another copy where it does not check. NEWDEVICE gets the
+    /// copy's own label; an existing non-empty file is written over only with --format. Then
+    /// bak-verify, given every copy, calls the media set valid again.
+    #[arg(long, value_name = "N.M=NEWDEVICE", conflicts_with_all = ["mirror_to", "init", "uploads"])]
+    rebuild_mirror: Option<String>,
     /// Do not fsync the devices at the end.
     #[arg(long)]
     no_sync: bool,
@@ -174,6 +192,45 @@ fn unfinished_uploads(args: &Args, abort: bool) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// `--rebuild-mirror N.M=NEWDEVICE DEVICE...`.
+fn rebuild_mirror(args: &Args, spec: &str, stop: &bak_core::Stop) -> anyhow::Result<u8> {
+    let parsed = spec.split_once('=').and_then(|(nm, dev)| {
+        let (n, m) = nm.split_once('.')?;
+        Some((n.parse::<u16>().ok()?, m.parse::<u16>().ok()?, PathBuf::from(dev)))
+    });
+    let Some((family, mirror, new)) = parsed.filter(|p| !p.2.as_os_str().is_empty()) else {
+        anyhow::bail!("--rebuild-mirror {spec:?}: use N.M=NEWDEVICE (family N, copy M)");
+    };
+    let mut all = args.devices.clone();
+    all.push(new.clone());
+    bak_core::device::check_distinct(&all)?;
+    let devs = bak_cli::devices::open_paths(&args.devices)?;
+    let store = args.store.options()?;
+    let mut out = bak_cli::devices::open_write_devices(std::slice::from_ref(&new), 1 << 20, &store)?;
+    let s = bak_core::rebuild_mirror(
+        devs,
+        family,
+        mirror,
+        out.remove(0),
+        args.format,
+        !args.no_sync,
+        stop,
+    )?;
+    if !args.quiet {
+        for n in &s.notes {
+            bak_cli::say!("bak-write: note: mirror: {n}");
+        }
+        bak_cli::say!(
+            "REBUILD wrote copy {} of family {} ({} bytes) to {}",
+            s.mirror,
+            s.family,
+            s.bytes,
+            bak_cli::devices::shown(&new)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
@@ -189,10 +246,30 @@ fn run(args: Args) -> anyhow::Result<u8> {
     if let Some(action) = &args.uploads {
         return unfinished_uploads(&args, action == "abort");
     }
+    if let Some(spec) = &args.rebuild_mirror {
+        return rebuild_mirror(&args, spec, &stop);
+    }
     let codec = parse_codec(&args.compress)?;
-    if args.json && args.devices.iter().any(|d| d.as_os_str() == "-") {
+    if args.json && (args.devices.iter().any(|d| d.as_os_str() == "-")
+        || args.mirror_to.iter().any(|m| m.split(',').any(|d| d == "-"))) {
         anyhow::bail!("--json prints on standard output, which is a device here; drop one of them");
     }
+    // The main list, then each --mirror-to list.
+    let mut lists = vec![args.devices.clone()];
+    for m in &args.mirror_to {
+        let l: Vec<PathBuf> = m.split(',').map(PathBuf::from).collect();
+        anyhow::ensure!(
+            l.len() == args.devices.len() && l.iter().all(|p| !p.as_os_str().is_empty()),
+            "--mirror-to {m:?}: give as many devices as the main list ({}), separated by commas",
+            args.devices.len()
+        );
+        lists.push(l);
+    }
+    anyhow::ensure!(
+        lists.len() <= 4,
+        "--mirror-to given {} times; at most 3 mirrors",
+        lists.len() - 1
+    );
     let mts = u32::try_from(args.max_transfer_size)
         .ok()
         .filter(|m| (64 << 10..=4 << 20).contains(m) && m % (64 << 10) == 0);
@@ -271,11 +348,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
     inputs.add(&input_path);
     if args.json {
         // The summary goes to standard output: not onto the input, nor onto a device.
-        let mut ours = bak_cli::Inputs::devices(&args.devices);
+        let all: Vec<PathBuf> = lists.iter().flatten().cloned().collect();
+        let mut ours = bak_cli::Inputs::devices(&all);
         ours.add(&input_path);
         ours.check_stdout()?;
     }
-    for d in &args.devices {
+    for d in lists.iter().flatten() {
         if d.as_os_str() == "-" {
             inputs.check_stdout()?;
         } else {
@@ -322,12 +400,12 @@ fn run(args: Args) -> anyhow::Result<u8> {
             _ => bak_core::device::enlarge_pipe(std::io::stdin().as_fd(), 2 * mts as usize),
         }
     }
-    let devices = bak_cli::devices::open_write_devices(&args.devices, mts, &store)?;
+    let copies = bak_cli::devices::open_write_copies(&lists, mts, &store)?;
     let progress = Progress::new("BACKUP", opts.expected_size, &args.progress, args.quiet);
-    let result = backup(
+    let result = backup_mirrored(
         &mut input,
         &input_name,
-        devices,
+        copies,
         &opts,
         &|n| progress.update(n),
         &stop,
@@ -365,6 +443,10 @@ fn run(args: Args) -> anyhow::Result<u8> {
             "Digest": hex(&s.digest),
             "Formatted": s.formatted,
             "EncryptionAlgorithm": s.cipher.map(|c| c.name()),
+            "MirrorCount": s.mirror_count,
+            "FailedCopies": s.failed_copies.iter().map(|f| serde_json::json!({
+                "Device": f.device, "Family": f.family, "Mirror": f.mirror, "Error": f.error,
+            })).collect::<Vec<_>>(),
         });
         println!("{v}");
     }
@@ -378,6 +460,25 @@ fn run(args: Args) -> anyhow::Result<u8> {
             s.seconds,
             rate
         );
+    }
+    if !s.failed_copies.is_empty() {
+        // Not whole, yet restorable: said even with --quiet, and the exit status says it too.
+        for f in &s.failed_copies {
+            bak_cli::say!(
+                "bak-write: copy {} of family {} ({}) failed and was left behind: {}",
+                f.mirror,
+                f.family,
+                f.device,
+                f.error
+            );
+        }
+        bak_cli::say!(
+            "bak-write: the backup set is complete on the other copies and restorable from \
+             them, but the media set is not whole; rebuild the failed cop{} with \
+             --rebuild-mirror",
+            if s.failed_copies.len() == 1 { "y" } else { "ies" }
+        );
+        return Ok(bak_cli::EXIT_DAMAGED);
     }
     Ok(EXIT_OK)
 }

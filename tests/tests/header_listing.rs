@@ -117,7 +117,7 @@ fn labelonly_describes_the_media_of_one_family() {
     assert_eq!(v["FamilySequenceNumber"], 2);
     assert_eq!(v["BackupSetCount"], 2);
     assert_eq!(v["MediaFormat"], "bak");
-    assert_eq!(v["FormatVersion"], "1.1");
+    assert_eq!(v["FormatVersion"], "1.2");
     assert_eq!(v["Expired"], true);
     let tbl = tool("bak-header", &args!["--labelonly", &devs[1]]);
     let text = String::from_utf8(tbl.stdout).unwrap();

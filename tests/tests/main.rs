@@ -22,6 +22,7 @@ mod header_listing;
 mod header_many;
 mod hostile_environment;
 mod interrupts;
+mod mirrors;
 mod nothing_lost;
 mod object_faults;
 mod object_storage;

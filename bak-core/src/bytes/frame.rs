@@ -18,7 +18,7 @@ pub const RECORD_PREFIX_LEN: usize = FRAME_HEADER_LEN + RECORD_HEADER_LEN;
 /// The format major version this build writes and reads.
 pub const FORMAT_MAJOR: u8 = 1;
 /// The format minor version this build writes (readers accept any minor of their major).
-pub const FORMAT_MINOR: u8 = 1;
+pub const FORMAT_MINOR: u8 = 2;
 
 /// Largest record body this build accepts (block index of 2^22 blocks of 40 bytes, plus room).
 /// Bodies are also bounded by the bytes that remain on the device.

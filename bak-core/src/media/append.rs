@@ -40,6 +40,7 @@ pub(crate) enum Found {
 }
 
 /// One device's plan: where writing starts, and what it writes first.
+#[derive(Clone)]
 pub(crate) struct Plan {
     pub label: MediaHeader,
     pub write_label: bool,

@@ -5,6 +5,7 @@
 
 pub(crate) mod append;
 pub(crate) mod family;
+pub(crate) mod mirror;
 pub(crate) mod open;
 pub(crate) mod parser;
 pub(crate) mod position;

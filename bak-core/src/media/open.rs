@@ -91,6 +91,30 @@ impl Opened {
         })
     }
 
+    /// The device as opened, its cursor wherever reading the head left it (past the head on a
+    /// stream).
+    pub(crate) fn into_raw(self) -> Box<dyn ReadDevice> {
+        self.dev
+    }
+
+    /// A bak device made of other devices (the copies of a family): a stream whose head,
+    /// already read, is `head`.
+    pub(crate) fn from_parts(
+        dev: Box<dyn ReadDevice>,
+        name: String,
+        head: Vec<u8>,
+        label: Option<MediaHeader>,
+    ) -> Opened {
+        Opened {
+            dev,
+            name,
+            head,
+            kind: Some(MediaKind::Bak),
+            label,
+            consumed: true,
+        }
+    }
+
     /// The device's name in messages.
     pub fn name(&self) -> &str {
         &self.name
@@ -242,8 +266,18 @@ fn join<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     })
 }
 
-/// Check that bak devices form one whole media set; return them in family order.
-pub(crate) fn order_families(devs: Vec<Opened>) -> Result<Vec<Opened>> {
+/// Check that bak devices form one whole media set; return them in family order, the copies
+/// of a mirrored family read as one ([`super::mirror::group_copies`]), with what is known of
+/// the copies of each family.
+pub(crate) fn order_families(
+    devs: Vec<Opened>,
+    reading: super::mirror::CopyReading,
+) -> Result<(Vec<Opened>, Vec<super::mirror::FamilyCopies>)> {
+    let (devs, copies) = super::mirror::group_copies(devs, reading)?;
+    Ok((order_grouped(devs)?, copies))
+}
+
+fn order_grouped(devs: Vec<Opened>) -> Result<Vec<Opened>> {
     let n = devs.len();
     let first = devs
         .first()

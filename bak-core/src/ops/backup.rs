@@ -21,6 +21,7 @@ use crate::engine::{
 use crate::error::{Error, Refusal, Result};
 use crate::limits::{cut, INFO_MAX_BYTES};
 use crate::media::append::{inspect, plan, write_slot, Found, MediaRequest, Plan};
+use crate::media::mirror::{CopyFailures, FailedCopy, MirrorWriter, MAX_COPIES};
 use crate::media::InitMode;
 
 /// Everything a backup needs to know besides its input and devices.
@@ -171,6 +172,11 @@ pub struct BackupSummary {
     pub formatted: bool,
     /// The cipher, when the set is encrypted.
     pub cipher: Option<Cipher>,
+    /// Copies of each family (1 without mirrors).
+    pub mirror_count: u16,
+    /// Copies that failed during the backup and were left behind (the set was finished on
+    /// the others, so it is restorable, but the media set is not whole).
+    pub failed_copies: Vec<FailedCopy>,
 }
 
 /// The login name of the current user.
@@ -263,17 +269,55 @@ pub fn backup(
     progress: &(dyn Fn(u64) + Sync),
     stop: &Stop,
 ) -> Result<BackupSummary> {
+    backup_mirrored(input, input_name, vec![devices], opts, progress, stop)
+}
+
+/// [`backup`] onto several copies of every family (MIRROR TO): `copies[0]` are the devices of
+/// the media set, each further list (up to 3, as long as the first) a mirror: family `i` is
+/// also written, byte for byte but its label, to `copies[k][i]`. A copy that fails during the
+/// backup is left behind while another copy of its family goes on; the summary names it
+/// ([`BackupSummary::failed_copies`]). A family left with no copy fails the backup.
+pub fn backup_mirrored(
+    input: &mut dyn Read,
+    input_name: &str,
+    copies: Vec<Vec<Box<dyn WriteDevice>>>,
+    opts: &BackupOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &Stop,
+) -> Result<BackupSummary> {
     let started = Instant::now();
     opts.check()?;
     let mts = opts.max_transfer;
-    if devices.is_empty() || devices.len() > 64 {
+    let n = copies.first().map_or(0, Vec::len);
+    if n == 0 || n > 64 {
         return Err(Error::refused(Refusal::Usage, "give 1 to 64 devices"));
     }
-    let devices = devices
+    if copies.len() > MAX_COPIES {
+        return Err(Error::refused(
+            Refusal::Usage,
+            format!("at most {} mirrors (--mirror-to)", MAX_COPIES - 1),
+        ));
+    }
+    if let Some(l) = copies.iter().find(|l| l.len() != n) {
+        return Err(Error::refused(
+            Refusal::Usage,
+            format!(
+                "a mirror has {} device{} but the media set {n}: give each mirror as many \
+                 devices as the main list",
+                l.len(),
+                if l.len() == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    let copies = copies
         .into_iter()
-        .map(|d| {
-            let over = opts.mode != InitMode::Append;
-            crate::media::volumes::for_writing(d, opts.volume_size, opts.sync, over)
+        .map(|list| {
+            list.into_iter()
+                .map(|d| {
+                    let over = opts.mode != InitMode::Append;
+                    crate::media::volumes::for_writing(d, opts.volume_size, opts.sync, over)
+                })
+                .collect::<Result<Vec<_>>>()
         })
         .collect::<Result<Vec<_>>>()?;
     let set_id = new_guid();
@@ -288,9 +332,37 @@ pub fn backup(
         None => None,
     };
     let keys = sealing.as_ref().map(|s| Arc::clone(&s.0));
-    let (plans, position, formatted) = prepare(&devices, opts)?;
+    let (mut all_plans, position, formatted) = prepare(&copies, opts)?;
+    let mirror_count = copies.len() as u16;
+    let failures: CopyFailures = Default::default();
+    let plans = all_plans.remove(0);
+    let devices: Vec<Box<dyn WriteDevice>> = if copies.len() == 1 {
+        copies.into_iter().next().unwrap_or_default()
+    } else {
+        let mut lists: Vec<std::vec::IntoIter<Box<dyn WriteDevice>>> =
+            copies.into_iter().map(Vec::into_iter).collect();
+        (0..n)
+            .map(|i| {
+                let p = &plans[i];
+                let label_of = |pl: &Plan| match p.write_label {
+                    true => pl.label.encode(),
+                    false => Vec::new(),
+                };
+                let mut tee = Vec::with_capacity(lists.len());
+                for (k, list) in lists.iter_mut().enumerate() {
+                    let Some(d) = list.next() else { break };
+                    let pl = if k == 0 { p } else { &all_plans[k - 1][i] };
+                    tee.push((d, pl.label.mirror_number, label_of(pl)));
+                }
+                Box::new(MirrorWriter::new(
+                    p.label.family_number,
+                    tee,
+                    Arc::clone(&failures),
+                )) as Box<dyn WriteDevice>
+            })
+            .collect()
+    };
     let media_set_id = plans[0].label.media_set_id;
-    let n = devices.len();
     let mut family_ids = vec![[0u8; 16]; n];
     for p in &plans {
         family_ids[p.label.family_number as usize - 1] = p.label.family_id;
@@ -442,6 +514,8 @@ pub fn backup(
         digest,
         formatted,
         cipher: keys.as_ref().map(|k| k.cipher()),
+        mirror_count,
+        failed_copies: std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner())),
     })
 }
 
@@ -474,17 +548,12 @@ fn key_records(
 
 /// Check what the devices hold against what was asked, then (only then) make them ready:
 /// the set map says exactly what is complete (so a crash from here on loses nothing that
-/// was), and what the new set replaces is cut. Returns the plans, the new set's position,
-/// and whether new media headers are written.
+/// was), and what the new set replaces is cut. Returns the plans (one list per copy), the new
+/// set's position, and whether new media headers are written.
 fn prepare(
-    devices: &[Box<dyn WriteDevice>],
+    copies: &[Vec<Box<dyn WriteDevice>>],
     opts: &BackupOptions,
-) -> Result<(Vec<Plan>, u32, bool)> {
-    let found = devices
-        .iter()
-        .map(|d| inspect(d.as_ref()))
-        .collect::<Result<Vec<Found>>>()?;
-    let names: Vec<&str> = devices.iter().map(|d| d.name()).collect();
+) -> Result<(Vec<Vec<Plan>>, u32, bool)> {
     let req = MediaRequest {
         mode: opts.mode,
         skip: opts.skip,
@@ -492,24 +561,39 @@ fn prepare(
         media_description: &opts.media_description,
         now_us: now_us(),
     };
-    let (mut plans, position, formatted) = plan(&req, &names, &found)?;
+    let m = copies.len() as u16;
+    let mut lists = Vec::with_capacity(copies.len());
+    for devices in copies {
+        let found = devices
+            .iter()
+            .map(|d| inspect(d.as_ref()))
+            .collect::<Result<Vec<Found>>>()?;
+        let names: Vec<&str> = devices.iter().map(|d| d.name()).collect();
+        lists.push((plan(&req, &names, &found)?, names));
+    }
+    let (mut plans, position, formatted) = {
+        let (main, names) = lists.remove(0);
+        crate::media::mirror::reconcile(main, &names, lists, m)?
+    };
 
-    for (d, p) in devices.iter().zip(plans.iter_mut()) {
-        let (caps, name) = (d.caps(), d.name());
-        if p.write_label {
-            if caps.truncate {
-                d.set_len(0).map_err(|e| Error::io(name, "truncate", e))?;
+    for (devices, plans) in copies.iter().zip(plans.iter_mut()) {
+        for (d, p) in devices.iter().zip(plans.iter_mut()) {
+            let (caps, name) = (d.caps(), d.name());
+            if p.write_label {
+                if caps.truncate {
+                    d.set_len(0).map_err(|e| Error::io(name, "truncate", e))?;
+                }
+                continue;
             }
-            continue;
-        }
-        // Appending to existing media: only a device that holds them can get here.
-        if caps.overwrite {
-            p.slot.generation += 1;
-            write_slot(d.as_ref(), &p.slot, opts.sync)?;
-        }
-        if caps.truncate {
-            d.set_len(p.start)
-                .map_err(|e| Error::io(name, "truncate", e))?;
+            // Appending to existing media: only a device that holds them can get here.
+            if caps.overwrite {
+                p.slot.generation += 1;
+                write_slot(d.as_ref(), &p.slot, opts.sync)?;
+            }
+            if caps.truncate {
+                d.set_len(p.start)
+                    .map_err(|e| Error::io(name, "truncate", e))?;
+            }
         }
     }
 

@@ -212,6 +212,7 @@ pub fn label_info(c: &FamilyCatalog) -> LabelInfo {
         family_count: Some(m.family_count as u32),
         family_sequence_number: Some(m.family_number as u32),
         media_sequence_number: Some(m.media_sequence as u32),
+        mirror_number: Some(m.mirror_number as u32),
         software_name: Some(format!("{} {}", m.software_name, m.software_version)),
         software_vendor_id: None,
         media_date: Some(Timestamp(m.created_us)),
@@ -227,9 +228,17 @@ pub fn label_info(c: &FamilyCatalog) -> LabelInfo {
 /// HEADERONLY facts: one per set position, merged over the families given. A set is complete
 /// when its trailing config and end-of-set are on every family given and every family is given.
 pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
+    // Copies of a family (MIRROR TO) count once.
+    let families = |fams: &mut dyn Iterator<Item = u16>| {
+        let mut v: Vec<u16> = fams.collect();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    let given = families(&mut cats.iter().map(|c| c.media.family_number));
     let all_given = cats
         .first()
-        .is_some_and(|c| c.media.family_count as usize == cats.len());
+        .is_some_and(|c| c.media.family_count as usize == given);
     let mut by_pos: BTreeMap<u32, Vec<&SetSeen>> = BTreeMap::new();
     for c in cats {
         for s in &c.sets {
@@ -243,7 +252,7 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
             let t = seen.iter().find_map(|s| s.trailing.as_ref());
             let crypt = seen.iter().find_map(|s| s.encryption.as_ref());
             let complete = all_given
-                && seen.len() == cats.len()
+                && families(&mut seen.iter().map(|s| s.header.family_number)) == given
                 && seen
                     .iter()
                     .all(|s| s.trailing.is_some() && s.header.set_id == h.set_id);
@@ -274,6 +283,7 @@ pub fn set_infos(cats: &[FamilyCatalog]) -> Vec<SetInfo> {
                 backup_size: t.map(|t| t.total_original),
                 compressed_backup_size: t.map(|t| t.total_stored),
                 family_count: Some(h.family_count as u32),
+                mirror_count: cats.first().map(|c| c.media.mirror_count.max(1) as u32),
                 block_count: t.map(|t| t.total_blocks),
                 max_transfer_size: Some(h.max_transfer),
                 has_backup_checksums: Some(true),

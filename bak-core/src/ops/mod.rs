@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod list;
+pub mod rebuild;
 pub mod restore;
 pub mod verify;
 

@@ -19,6 +19,7 @@ use crate::engine::{
     run_part, spawn_part, Cell, Ordered, Placement, Pool, Queue, RaiseOnPanic, Stop,
 };
 use crate::error::{Error, Location, PastEnd, Result};
+use crate::media::mirror::{CopyReading, FamilyCopies};
 use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser};
 use crate::media::position::{position_families, Positioned};
@@ -78,6 +79,9 @@ pub struct RestoreSummary {
     /// them, other bytes), as far as it is known without reading further than the set: on
     /// random-read devices.
     pub past_end: Vec<PastEnd>,
+    /// What was found of the copies of mirrored families: copies not given, damage read
+    /// from another copy instead, copies cut short (docs/FORMAT.md, "Mirrors").
+    pub mirror_notes: Vec<crate::report::MirrorNote>,
 }
 
 /// One item from a family reader.
@@ -237,7 +241,7 @@ pub fn restore(
             count: 0,
         });
     }
-    let devs = order_families(devs)?;
+    let (devs, copies) = order_families(devs, CopyReading::Heal)?;
     let names: Vec<String> = devs.iter().map(|d| d.name().to_string()).collect();
     let set_at = Location::device(set_name(
         &names.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -403,7 +407,13 @@ pub fn restore(
         families: n as u32,
         seconds: started.elapsed().as_secs_f64(),
         past_end,
+        mirror_notes: notes_of(&copies),
     })
+}
+
+/// What the copies of every family showed.
+fn notes_of(copies: &[FamilyCopies]) -> Vec<crate::report::MirrorNote> {
+    copies.iter().flat_map(FamilyCopies::notes).collect()
 }
 
 /// The original size of the set, where the media say it before the data: a file's scan found

@@ -23,6 +23,7 @@ use crate::device::Mapping;
 use crate::engine::{run_part, spawn_part, Pool, Queue, RaiseOnPanic, Sender, Stop};
 use crate::error::{Beyond, Error, Location, PastEnd, Result};
 use crate::media::family::scan_family;
+use crate::media::mirror::CopyReading;
 use crate::media::open::{order_families, Opened};
 use crate::media::parser::{Event, SetParser, INCOMPLETE, REST_OF_SET};
 use crate::media::reader::RecordReader;
@@ -165,7 +166,7 @@ pub fn verify(
         crate::limits::check_count("threads", opts.threads, 1, crate::limits::MAX_THREADS)?;
         opts.threads
     };
-    let devs = order_families(devs)?;
+    let (devs, copies) = order_families(devs, CopyReading::CheckAll)?;
     let n = devs.len();
     // Each family's tail and map before any family is read, so the total is known first.
     let tails = devs.iter().map(Tail::of).collect::<Result<Vec<Tail>>>()?;
@@ -264,10 +265,24 @@ pub fn verify(
             bytes_checked: 0,
             original_bytes_checked: 0,
             seconds,
+            ..Default::default()
         });
     }
+    // Mirrors: a set whose every byte was read from some copy is degraded while a copy of a
+    // family is missing, damaged or cut short.
+    let notes: Vec<_> = copies.iter().flat_map(|c| c.notes()).collect();
+    let fewest = copies.iter().map(|c| c.healthy()).min().unwrap_or(1);
+    let whole = copies.iter().all(|c| c.healthy() >= c.mirror_count as usize);
     for pos in positions {
-        reports.push(judge(pos, &fams, opts, &media_set, seconds));
+        let mut r = judge(pos, &fams, opts, &media_set, seconds);
+        if r.verdict == Verdict::Valid {
+            r.redundancy_left = fewest.saturating_sub(1) as u32;
+            if !whole {
+                r.verdict = Verdict::Degraded;
+            }
+        }
+        r.mirror_notes = notes.clone();
+        reports.push(r);
     }
     if opts.stop_on_error {
         // STOP_ON_ERROR: the report ends at the first problem, in media order (families stop
@@ -431,10 +446,12 @@ fn judge(
     SetReport {
         position: pos,
         verdict,
+        recoverable: verdict == Verdict::Valid,
         problems,
         bytes_checked: bytes,
         original_bytes_checked: orig_checked,
         seconds,
+        ..Default::default()
     }
 }
 

@@ -19,6 +19,9 @@ pub enum Verdict {
     Incomplete,
     /// Something is wrong with what is there.
     Damaged,
+    /// Not whole, yet every byte is restorable from the redundancy (a mirror copy missing or
+    /// damaged while another copy of each family is whole).
+    Degraded,
     /// Nothing is wrong with what could be checked, but the set uses what this build cannot
     /// read (an encryption, a compression algorithm, a format version): not a verdict on its
     /// bytes, and never called damaged for it.
@@ -26,13 +29,14 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The word: "valid", "incomplete", "damaged", "unsupported".
+    /// The word: "valid", "incomplete", "damaged", "unsupported", "degraded".
     pub fn word(self) -> &'static str {
         match self {
             Verdict::Valid => "valid",
             Verdict::Incomplete => "incomplete",
             Verdict::Damaged => "damaged",
             Verdict::Unsupported => "unsupported",
+            Verdict::Degraded => "degraded",
         }
     }
 
@@ -56,9 +60,13 @@ impl Verdict {
         }
     }
 
-    /// True for a verdict that bak-verify's exit status 1 stands for: damaged or incomplete.
+    /// True for a verdict that bak-verify's exit status 1 stands for: damaged, incomplete
+    /// or degraded (CI must notice a dead copy before the last one dies).
     pub fn is_damage(self) -> bool {
-        matches!(self, Verdict::Damaged | Verdict::Incomplete)
+        matches!(
+            self,
+            Verdict::Damaged | Verdict::Incomplete | Verdict::Degraded
+        )
     }
 }
 
@@ -211,6 +219,8 @@ pub struct LabelInfo {
     pub family_sequence_number: Option<u32>,
     /// Volume number within the family, counted from 1.
     pub media_sequence_number: Option<u32>,
+    /// Which copy of its family this device is (MIRROR TO), counted from 1.
+    pub mirror_number: Option<u32>,
     /// Software that wrote the media.
     pub software_name: Option<String>,
     /// Vendor id (MTF: 0x1200 = SQL Server; bak: none).
@@ -279,6 +289,9 @@ pub struct SetInfo {
     pub compressed_backup_size: Option<u64>,
     /// Number of families the set spans.
     pub family_count: Option<u32>,
+    /// Copies of each family, as msdb counts them: 1 without mirrors, 3 with two
+    /// `--mirror-to`.
+    pub mirror_count: Option<u32>,
     /// Number of data blocks.
     pub block_count: Option<u64>,
     /// Largest transfer (block) size in bytes.
@@ -525,6 +538,15 @@ pub struct SetReport {
     pub original_bytes_checked: u64,
     /// Wall time spent on this set.
     pub seconds: f64,
+    /// True when every byte of the set can be restored (valid or degraded).
+    pub recoverable: bool,
+    /// How many more family losses the set survives: with mirrors, the fewest whole copies of
+    /// any family minus 1 (0 without redundancy).
+    pub redundancy_left: u32,
+    /// What was found of the copies of mirrored families (copies missing, damage read from
+    /// another copy, copies that differ).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirror_notes: Vec<MirrorNote>,
 }
 
 #[cfg(test)]
@@ -642,5 +664,57 @@ mod tests {
         assert!(Verdict::Damaged.is_damage() && Verdict::Incomplete.is_damage());
         assert!(!Verdict::Valid.is_damage());
         assert_eq!(Verdict::Unsupported.word(), "unsupported");
+    }
+}
+
+/// What kind of thing a reader found about a copy of a mirrored family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MirrorNoteKind {
+    /// The copy was not given.
+    Missing,
+    /// A unit (record, block) of the copy does not check; another copy's was used.
+    Damaged,
+    /// A unit checks on no copy given: lost, unless parity rebuilds it.
+    Lost,
+    /// The copy ends before the others (cut short, or a read error).
+    CutShort,
+    /// Two copies that both check hold different bytes.
+    Differ,
+}
+
+/// One thing a reader found about a copy of a mirrored family (docs/FORMAT.md, "Mirrors").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MirrorNote {
+    /// What it is.
+    pub kind: MirrorNoteKind,
+    /// The family.
+    pub family: u16,
+    /// The copy's mirror number.
+    pub mirror: u16,
+    /// The copy's device (empty for a copy not given).
+    pub device: String,
+    /// The family offset it concerns.
+    pub offset: u64,
+    /// What, in words.
+    pub what: String,
+    /// The device the unit was read from instead, for damage healed.
+    pub from: Option<String>,
+}
+
+impl std::fmt::Display for MirrorNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.kind == MirrorNoteKind::Missing {
+            return write!(f, "{}", self.what);
+        }
+        write!(
+            f,
+            "{} (copy {} of family {}), offset {}: {}",
+            self.device, self.mirror, self.family, self.offset, self.what
+        )?;
+        if let Some(d) = &self.from {
+            write!(f, "; read from {d}")?;
+        }
+        Ok(())
     }
 }
