@@ -65,12 +65,12 @@ pub mod report;
 
 pub use engine::Stop;
 pub use error::{Error, Location, Refusal, Result};
+pub use media::mirror::FailedCopy;
 pub use media::{open_devices, open_paths, open_paths_with, InitMode, Opened};
 pub use ops::backup::{
     backup, backup_mirrored, current_host, current_user, now_us, open_backup_devices,
     open_backup_devices_with, BackupOptions, BackupSummary,
 };
-pub use media::mirror::FailedCopy;
 pub use ops::rebuild::{rebuild_mirror, RebuildSummary};
 pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
 pub use ops::verify::{verify, VerifyOptions};

@@ -490,7 +490,7 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
             backup_size: Some(data),
             compressed_backup_size: compressed.then_some(stored),
             family_count: Some(dev.family_count()),
-                mirror_count: None,
+            mirror_count: None,
             block_count: Some(blocks),
             max_transfer_size: None,
             has_backup_checksums: cfg.map(|c| c.flags & config::SCIN_FLAG_CHECKSUMS != 0),

@@ -196,7 +196,11 @@ fn unfinished_uploads(args: &Args, abort: bool) -> anyhow::Result<u8> {
 fn rebuild_mirror(args: &Args, spec: &str, stop: &bak_core::Stop) -> anyhow::Result<u8> {
     let parsed = spec.split_once('=').and_then(|(nm, dev)| {
         let (n, m) = nm.split_once('.')?;
-        Some((n.parse::<u16>().ok()?, m.parse::<u16>().ok()?, PathBuf::from(dev)))
+        Some((
+            n.parse::<u16>().ok()?,
+            m.parse::<u16>().ok()?,
+            PathBuf::from(dev),
+        ))
     });
     let Some((family, mirror, new)) = parsed.filter(|p| !p.2.as_os_str().is_empty()) else {
         anyhow::bail!("--rebuild-mirror {spec:?}: use N.M=NEWDEVICE (family N, copy M)");
@@ -206,7 +210,8 @@ fn rebuild_mirror(args: &Args, spec: &str, stop: &bak_core::Stop) -> anyhow::Res
     bak_core::device::check_distinct(&all)?;
     let devs = bak_cli::devices::open_paths(&args.devices)?;
     let store = args.store.options()?;
-    let mut out = bak_cli::devices::open_write_devices(std::slice::from_ref(&new), 1 << 20, &store)?;
+    let mut out =
+        bak_cli::devices::open_write_devices(std::slice::from_ref(&new), 1 << 20, &store)?;
     let s = bak_core::rebuild_mirror(
         devs,
         family,
@@ -250,8 +255,13 @@ fn run(args: Args) -> anyhow::Result<u8> {
         return rebuild_mirror(&args, spec, &stop);
     }
     let codec = parse_codec(&args.compress)?;
-    if args.json && (args.devices.iter().any(|d| d.as_os_str() == "-")
-        || args.mirror_to.iter().any(|m| m.split(',').any(|d| d == "-"))) {
+    if args.json
+        && (args.devices.iter().any(|d| d.as_os_str() == "-")
+            || args
+                .mirror_to
+                .iter()
+                .any(|m| m.split(',').any(|d| d == "-")))
+    {
         anyhow::bail!("--json prints on standard output, which is a device here; drop one of them");
     }
     // The main list, then each --mirror-to list.
@@ -476,7 +486,11 @@ fn run(args: Args) -> anyhow::Result<u8> {
             "bak-write: the backup set is complete on the other copies and restorable from \
              them, but the media set is not whole; rebuild the failed cop{} with \
              --rebuild-mirror",
-            if s.failed_copies.len() == 1 { "y" } else { "ies" }
+            if s.failed_copies.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            }
         );
         return Ok(bak_cli::EXIT_DAMAGED);
     }

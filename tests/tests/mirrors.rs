@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use crate::util::*;
 
 /// `bak-write --quiet EXTRA.. --mirror-to M1 .. DEVS..`.
-fn write_mirrored(devs: &[PathBuf], mirrors: &[Vec<PathBuf>], extra: &[&str], input: &[u8]) -> Output {
+fn write_mirrored(
+    devs: &[PathBuf],
+    mirrors: &[Vec<PathBuf>],
+    extra: &[&str],
+    input: &[u8],
+) -> Output {
     let mut a = args!["--quiet", "--max-transfer-size", "64K"];
     a.extend(extra.iter().map(|s| s.into()));
     for m in mirrors {
@@ -49,8 +54,9 @@ fn one_two_and_three_mirrors_round_trip_from_any_copies_in_any_order() {
     let input = data(700_000, 14);
     for (m, compress) in [(1, "none"), (2, "zstd"), (3, "none")] {
         let devs = devices(&dir, &format!("m{m}-main"), 3);
-        let mirrors: Vec<Vec<PathBuf>> =
-            (1..=m).map(|k| devices(&dir, &format!("m{m}-copy{k}-"), 3)).collect();
+        let mirrors: Vec<Vec<PathBuf>> = (1..=m)
+            .map(|k| devices(&dir, &format!("m{m}-copy{k}-"), 3))
+            .collect();
         let o = write_mirrored(&devs, &mirrors, &["--compress", compress], &input);
         assert_eq!(o.code, 0, "{}", o.stderr);
         // Every copy given, shuffled: exact, no note.
@@ -83,7 +89,11 @@ fn one_two_and_three_mirrors_round_trip_from_any_copies_in_any_order() {
         assert_eq!(h.code, 0, "{}", h.stderr);
         let rows = json_lines(&h.stdout);
         assert_eq!(rows[0]["MirrorCount"], m as u64 + 1, "{rows:?}");
-        let h = run("bak-header", &os(&args!["--labelonly", "--json", &mirrors[m - 1][0]]), b"");
+        let h = run(
+            "bak-header",
+            &os(&args!["--labelonly", "--json", &mirrors[m - 1][0]]),
+            b"",
+        );
         assert_eq!(h.code, 0, "{}", h.stderr);
         let rows = json_lines(&h.stdout);
         assert_eq!(rows[0]["MirrorNumber"], m as u64 + 1, "{rows:?}");
@@ -101,7 +111,10 @@ fn an_encrypted_mirrored_set_restores_from_either_copy() {
     let mirror = devices(&dir, "f", 2);
     let o = write_mirrored(&devs, &[mirror.clone()], &["--passphrase-file", &p], &input);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let r = read(&[mirror[1].clone(), devs[0].clone()], &["--passphrase-file", &p]);
+    let r = read(
+        &[mirror[1].clone(), devs[0].clone()],
+        &["--passphrase-file", &p],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout == input);
 }
@@ -170,7 +183,11 @@ fn mirrors_through_fifos_are_read_side_by_side() {
     let input = data(900_000, 5);
     let fifos: Vec<PathBuf> = (1..=4).map(|i| dir.path().join(format!("f{i}"))).collect();
     for f in &fifos {
-        assert!(std::process::Command::new("mkfifo").arg(f).status().unwrap().success());
+        assert!(std::process::Command::new("mkfifo")
+            .arg(f)
+            .status()
+            .unwrap()
+            .success());
     }
     let (devs, mirror) = (fifos[..2].to_vec(), fifos[2..].to_vec());
     let reader = {
@@ -211,7 +228,11 @@ fn appends_act_on_every_copy_and_refuse_copies_that_disagree() {
     assert_eq!(write(&lone, &[], &one).code, 0);
     let o = write_mirrored(&devs, &[lone.clone()], &[], &two);
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains(&lone[0].display().to_string()), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&lone[0].display().to_string()),
+        "{}",
+        o.stderr
+    );
     // --format starts over on every copy, --init keeps the labels of every copy.
     let o = write_mirrored(&devs, &[other.clone()], &["--format"], &one);
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -233,7 +254,11 @@ fn a_mirror_fifo_whose_reader_exits_leaves_that_copy_behind_with_exit_1() {
     let input = data(3_000_000, 9);
     let dev = dir.path().join("main.bak");
     let fifo = dir.path().join("fifo");
-    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     // A reader that takes 100 KiB and goes away.
     let f2 = fifo.clone();
     let quitter = std::thread::spawn(move || {
@@ -245,7 +270,11 @@ fn a_mirror_fifo_whose_reader_exits_leaves_that_copy_behind_with_exit_1() {
     let o = write_mirrored(&[dev.clone()], &[vec![fifo.clone()]], &[], &input);
     quitter.join().unwrap();
     assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(o.stderr.contains(&fifo.display().to_string()), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&fifo.display().to_string()),
+        "{}",
+        o.stderr
+    );
     // The set is whole on the healthy copy.
     let r = read(&[dev.clone()], &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -280,7 +309,11 @@ fn a_file_copy_cut_short_never_looks_complete() {
     let cut = std::fs::read(&small).unwrap_or_default();
     let _ = std::process::Command::new("umount").arg(&mnt).status();
     assert_eq!(o.code, 1, "{}", o.stderr);
-    assert!(o.stderr.contains(&small.display().to_string()), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&small.display().to_string()),
+        "{}",
+        o.stderr
+    );
     let r = read(&[dev.clone()], &[]);
     assert!(r.stdout == input, "{}", r.stderr);
     // What the full copy holds is an interrupted set, not a complete one.
@@ -298,7 +331,10 @@ fn a_rebuilt_copy_makes_the_media_set_valid_again() {
     let input = data(500_000, 4);
     let devs = devices(&dir, "a", 2);
     let mirror = devices(&dir, "b", 2);
-    assert_eq!(write_mirrored(&devs, &[mirror.clone()], &["--compress", "zstd"], &input).code, 0);
+    assert_eq!(
+        write_mirrored(&devs, &[mirror.clone()], &["--compress", "zstd"], &input).code,
+        0
+    );
     std::fs::remove_file(&mirror[1]).unwrap();
     let (code, reps, _) = verify_json(&[devs.clone(), vec![mirror[0].clone()]].concat());
     assert_eq!(code, 1);
@@ -311,7 +347,12 @@ fn a_rebuilt_copy_makes_the_media_set_valid_again() {
         b"",
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let every = vec![devs[0].clone(), devs[1].clone(), mirror[0].clone(), new.clone()];
+    let every = vec![
+        devs[0].clone(),
+        devs[1].clone(),
+        mirror[0].clone(),
+        new.clone(),
+    ];
     let (code, reps, err) = verify_json(&every);
     assert_eq!(code, 0, "{err} {reps:?}");
     assert_eq!(reps[0]["Verdict"], "valid");

@@ -94,20 +94,27 @@ impl MirrorWriter {
 
     /// Drop a copy that failed; the error of the family once no copy is left.
     fn failed(&mut self, i: usize, e: io::Error) -> Option<io::Error> {
-        let c = &mut self.copies[i];
-        if c.dev.take().is_none() {
+        if self.copies[i].dev.take().is_none() {
             return None;
         }
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).push(FailedCopy {
-            device: c.name.clone(),
-            family: self.family,
-            mirror: c.mirror,
-            error: e.to_string(),
-        });
-        if self.live() == 0 {
+        let live = self.live();
+        let c = &self.copies[i];
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(FailedCopy {
+                device: c.name.clone(),
+                family: self.family,
+                mirror: c.mirror,
+                error: e.to_string(),
+            });
+        if live == 0 {
             return Some(io::Error::new(
                 e.kind(),
-                format!("{}: every copy of family {} failed; the last: {e}", c.name, self.family),
+                format!(
+                    "{}: every copy of family {} failed; the last: {e}",
+                    c.name, self.family
+                ),
             ));
         }
         None
@@ -328,7 +335,11 @@ pub(crate) fn reconcile(
                     "{name}: the media set keeps {} cop{} of each family, but {m} {} given; \
                      give every copy (--mirror-to), or --format to start a new media set",
                     p.label.mirror_count,
-                    if p.label.mirror_count == 1 { "y" } else { "ies" },
+                    if p.label.mirror_count == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    },
                     if m == 1 { "is" } else { "are" },
                 )));
             }
@@ -461,7 +472,13 @@ impl FamilyCopies {
                 });
             }
         }
-        out.extend(self.notes.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned());
+        out.extend(
+            self.notes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
         out
     }
 
@@ -475,7 +492,9 @@ impl FamilyCopies {
                     &n.device == d
                         && matches!(
                             n.kind,
-                            MirrorNoteKind::Damaged | MirrorNoteKind::CutShort | MirrorNoteKind::Lost
+                            MirrorNoteKind::Damaged
+                                | MirrorNoteKind::CutShort
+                                | MirrorNoteKind::Lost
                         )
                 })
             })
@@ -502,9 +521,17 @@ pub(crate) fn group_copies(
 ) -> Result<(Vec<Opened>, Vec<FamilyCopies>)> {
     let mut groups: Vec<Vec<Opened>> = Vec::new();
     for d in devs {
-        let key = d.label.as_ref().map(|l| (l.media_set_id, l.family_number, l.family_id));
+        let key = d
+            .label
+            .as_ref()
+            .map(|l| (l.media_set_id, l.family_number, l.family_id));
         match groups.iter_mut().find(|g| {
-            key.is_some() && g[0].label.as_ref().map(|l| (l.media_set_id, l.family_number, l.family_id)) == key
+            key.is_some()
+                && g[0]
+                    .label
+                    .as_ref()
+                    .map(|l| (l.media_set_id, l.family_number, l.family_id))
+                    == key
         }) {
             Some(g) => g.push(d),
             None => groups.push(vec![d]),
@@ -520,7 +547,9 @@ pub(crate) fn group_copies(
         g.sort_by_key(|d| d.label.as_ref().map_or(0, |l| l.mirror_number));
         for w in g.windows(2) {
             let (a, b) = (&w[0], &w[1]);
-            if a.label.as_ref().map(|l| l.mirror_number) == b.label.as_ref().map(|l| l.mirror_number) {
+            if a.label.as_ref().map(|l| l.mirror_number)
+                == b.label.as_ref().map(|l| l.mirror_number)
+            {
                 return Err(Error::refused(
                     crate::error::Refusal::Usage,
                     format!(
@@ -536,7 +565,12 @@ pub(crate) fn group_copies(
         let notes: Arc<Mutex<Vec<MirrorNote>>> = Default::default();
         let given: Vec<(String, u16)> = g
             .iter()
-            .map(|d| (d.name().to_string(), d.label.as_ref().map_or(0, |l| l.mirror_number)))
+            .map(|d| {
+                (
+                    d.name().to_string(),
+                    d.label.as_ref().map_or(0, |l| l.mirror_number),
+                )
+            })
             .collect();
         fams.push(FamilyCopies {
             family: label.family_number,
@@ -567,7 +601,12 @@ pub(crate) fn one_source(g: Vec<Opened>, reading: CopyReading) -> Result<(Opened
         mirror_count: label.mirror_count.max(1),
         given: g
             .iter()
-            .map(|d| (d.name().to_string(), d.label.as_ref().map_or(0, |l| l.mirror_number)))
+            .map(|d| {
+                (
+                    d.name().to_string(),
+                    d.label.as_ref().map_or(0, |l| l.mirror_number),
+                )
+            })
             .collect(),
         notes: Arc::clone(&notes),
     };
@@ -636,15 +675,18 @@ impl MirrorReader {
             let mirror = d.label.as_ref().map_or(0, |l| l.mirror_number);
             let dname = d.name().to_string();
             if !alive {
-                notes.lock().unwrap_or_else(|p| p.into_inner()).push(MirrorNote {
-                    kind: MirrorNoteKind::CutShort,
-                    family,
-                    mirror,
-                    device: dname.clone(),
-                    offset: d.head.len() as u64,
-                    what: "the copy ends before its first backup set".into(),
-                    from: None,
-                });
+                notes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(MirrorNote {
+                        kind: MirrorNoteKind::CutShort,
+                        family,
+                        mirror,
+                        device: dname.clone(),
+                        offset: d.head.len() as u64,
+                        what: "the copy ends before its first backup set".into(),
+                        from: None,
+                    });
             }
             let dev = d.into_raw();
             copies.push(ReadCopy {
@@ -672,17 +714,27 @@ impl MirrorReader {
         Ok(Opened::from_parts(Box::new(r), name, head, label))
     }
 
-    fn note(&self, kind: MirrorNoteKind, c: usize, offset: u64, what: String, from: Option<String>) {
+    fn note(
+        &self,
+        kind: MirrorNoteKind,
+        c: usize,
+        offset: u64,
+        what: String,
+        from: Option<String>,
+    ) {
         let c = &self.copies[c];
-        self.notes.lock().unwrap_or_else(|p| p.into_inner()).push(MirrorNote {
-            kind,
-            family: self.family,
-            mirror: c.mirror,
-            device: c.name.clone(),
-            offset,
-            what,
-            from,
-        });
+        self.notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(MirrorNote {
+                kind,
+                family: self.family,
+                mirror: c.mirror,
+                device: c.name.clone(),
+                offset,
+                what,
+                from,
+            });
     }
 
     /// Read `len` bytes at family offset `at` from copy `i` into its buffer; false when the
@@ -692,7 +744,10 @@ impl MirrorReader {
         let start = c.buf.len();
         c.buf.resize(start + len, 0);
         let got = if c.random {
-            let r = c.dev.random().map(|r| read_full_at(r, &mut c.buf[start..], at));
+            let r = c
+                .dev
+                .random()
+                .map(|r| read_full_at(r, &mut c.buf[start..], at));
             r.unwrap_or(Ok(0))
         } else {
             let mut done = 0;
@@ -780,7 +835,13 @@ impl MirrorReader {
                 for &i in &ended {
                     if self.copies[i].buf.len() < longest {
                         let what = "the copy ends here, before the others".to_string();
-                        self.note(MirrorNoteKind::CutShort, i, o + self.copies[i].buf.len() as u64, what, None);
+                        self.note(
+                            MirrorNoteKind::CutShort,
+                            i,
+                            o + self.copies[i].buf.len() as u64,
+                            what,
+                            None,
+                        );
                     }
                 }
                 let Some(size) = size else {
@@ -798,7 +859,13 @@ impl MirrorReader {
                 };
                 let rest = size - RECORD_PREFIX_LEN;
                 let kind = kind.unwrap_or(RecordType::BlockHeader);
-                self.pick(o, RECORD_PREFIX_LEN, rest, &|b: &[u8]| frame_checks(b), kind.name())?;
+                self.pick(
+                    o,
+                    RECORD_PREFIX_LEN,
+                    rest,
+                    &|b: &[u8]| frame_checks(b),
+                    kind.name(),
+                )?;
             }
             Unit::Payload { len, crc, seq } => {
                 let what = format!("block {seq}");
@@ -835,7 +902,13 @@ impl MirrorReader {
             self.copies[i].read = true;
             if !self.read_copy(i, o + have as u64, rest) {
                 let at = o + self.copies[i].buf.len() as u64;
-                self.note(MirrorNoteKind::CutShort, i, at, "the copy ends here".into(), None);
+                self.note(
+                    MirrorNoteKind::CutShort,
+                    i,
+                    at,
+                    "the copy ends here".into(),
+                    None,
+                );
                 continue;
             }
             let c = &mut self.copies[i];
@@ -900,7 +973,10 @@ impl MirrorReader {
 }
 
 fn kind_of(b: &[u8]) -> Option<RecordType> {
-    let tag: [u8; 4] = b.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + 4)?.try_into().ok()?;
+    let tag: [u8; 4] = b
+        .get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + 4)?
+        .try_into()
+        .ok()?;
     RecordType::from_tag(tag)
 }
 
@@ -908,7 +984,10 @@ fn kind_of(b: &[u8]) -> Option<RecordType> {
 fn prefix_size(b: &[u8]) -> Option<(RecordType, usize)> {
     let fh: &[u8; FRAME_HEADER_LEN] = b.get(..FRAME_HEADER_LEN)?.try_into().ok()?;
     let size = parse_frame_header(fh)?;
-    let rh: &[u8; RECORD_HEADER_LEN] = b.get(FRAME_HEADER_LEN..RECORD_PREFIX_LEN)?.try_into().ok()?;
+    let rh: &[u8; RECORD_HEADER_LEN] = b
+        .get(FRAME_HEADER_LEN..RECORD_PREFIX_LEN)?
+        .try_into()
+        .ok()?;
     let at = Location::device(String::new());
     let h = parse_record_header(rh, size, false, &at).ok()?;
     Some((h.kind, FRAME_HEADER_LEN + size as usize))
@@ -954,7 +1033,9 @@ impl ReadDevice for MirrorReader {
         self.out_pos += n;
         Ok(n)
     }
-    fn into_random(self: Box<Self>) -> std::result::Result<Box<dyn RandomRead>, Box<dyn ReadDevice>> {
+    fn into_random(
+        self: Box<Self>,
+    ) -> std::result::Result<Box<dyn RandomRead>, Box<dyn ReadDevice>> {
         Err(self)
     }
 }

@@ -500,6 +500,7 @@ pub fn backup_mirrored(
     }
     let t = totals.update(|t| (t.original, t.stored, t.blocks));
     let digest = finish.update(|f| f.info.as_ref().map_or([0; 16], |i| i.digest));
+    let failed_copies = std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(BackupSummary {
         position,
         set_id,
@@ -515,7 +516,7 @@ pub fn backup_mirrored(
         formatted,
         cipher: keys.as_ref().map(|k| k.cipher()),
         mirror_count,
-        failed_copies: std::mem::take(&mut *failures.lock().unwrap_or_else(|p| p.into_inner())),
+        failed_copies,
     })
 }
 

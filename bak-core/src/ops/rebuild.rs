@@ -86,7 +86,8 @@ pub fn rebuild_mirror(
     let w = |e: std::io::Error| Error::io(&new_name, "write", e);
     let r = |e: std::io::Error| Error::io(&fam.given[0].0, "read", e);
     if new.caps().truncate {
-        new.set_len(0).map_err(|e| Error::io(&new_name, "truncate", e))?;
+        new.set_len(0)
+            .map_err(|e| Error::io(&new_name, "truncate", e))?;
     }
     new.begin(0).map_err(|e| Error::io(&new_name, "open", e))?;
     // The label of the new copy, then every byte of the family after it.
@@ -142,4 +143,3 @@ fn fill(src: &mut dyn crate::device::ReadDevice, buf: &mut [u8]) -> std::io::Res
     }
     Ok(done)
 }
-

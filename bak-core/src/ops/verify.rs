@@ -272,7 +272,9 @@ pub fn verify(
     // family is missing, damaged or cut short.
     let notes: Vec<_> = copies.iter().flat_map(|c| c.notes()).collect();
     let fewest = copies.iter().map(|c| c.healthy()).min().unwrap_or(1);
-    let whole = copies.iter().all(|c| c.healthy() >= c.mirror_count as usize);
+    let whole = copies
+        .iter()
+        .all(|c| c.healthy() >= c.mirror_count as usize);
     for pos in positions {
         let mut r = judge(pos, &fams, opts, &media_set, seconds);
         if r.verdict == Verdict::Valid {
