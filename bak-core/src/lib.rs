@@ -71,6 +71,7 @@ pub use ops::backup::{
     BackupOptions, BackupSummary,
 };
 pub use ops::restore::{restore, RestoreOptions, RestoreSummary};
+pub use ops::salvage::{salvage, DigestCheck, LostBlock, LostWhy, SalvageSummary};
 pub use ops::verify::{verify, VerifyOptions};
 pub use ops::ProgressSink;
 

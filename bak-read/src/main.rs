@@ -1,5 +1,6 @@
 //! bak-read: turn a media set back into the original bytes on standard output.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 
 use bak_cli::{mb_per_s, Progress, EXIT_OK};
@@ -7,6 +8,7 @@ use bak_cli::{open_media, Inputs, Media, Output, OutputOptions};
 use bak_core::{restore, RestoreOptions};
 use clap::Parser;
 
+mod damage;
 mod files;
 mod table;
 
@@ -85,12 +87,24 @@ struct Args {
     /// Print a man page or a shell completion script for this tool, and exit.
     #[arg(long, value_name = "KIND", hide_short_help = true)]
     generate: Option<bak_cli::generate::Kind>,
-    /// SQL Server backups: go on past damage (RESTORE's CONTINUE_AFTER_ERROR). Every byte that
-    /// can be read is written, damaged pages included (a chunk that does not decode as zeros),
-    /// every problem is named on standard error, and the exit status is 1. Without it the
-    /// restore stops at the first problem, before any byte of a damaged page is written.
+    /// Go on past damage (RESTORE's CONTINUE_AFTER_ERROR). bak media: every block that can
+    /// be read is written, each lost block (a missing family, a damaged or cut block) as
+    /// zeros at its place, so the output keeps the set's length and every good byte its
+    /// offset. SQL Server backups: damaged pages are written as they are (a chunk that does
+    /// not decode as zeros). Every problem is named on standard error and the exit status is
+    /// 1. Without it the restore stops at the first problem, before any byte of a damaged
+    /// block or page is written.
     #[arg(long)]
     continue_after_error: bool,
+    /// bak media, with --continue-after-error: write the byte ranges of the output that were
+    /// restored (+) and lost (-) to FILE, in GNU ddrescue's mapfile format (ddrescuelog reads
+    /// it). Refused when FILE exists, unless --force.
+    #[arg(long, value_name = "FILE", requires = "continue_after_error")]
+    damage_map: Option<PathBuf>,
+    /// bak media, with --continue-after-error and -o FILE: print one JSON object per lost
+    /// block on standard output (docs/OUTPUT.md).
+    #[arg(long, requires = "continue_after_error")]
+    json: bool,
     /// SQL Server full backups: write the rows of this table (SCHEMA.NAME, or NAME when one
     /// schema has it), decoded from the backup's pages, with a header line of column names in
     /// CSV.
@@ -165,6 +179,55 @@ fn run_mtf(args: &Args, devs: &[bak_mtf::MtfDevice], output: Option<Output>) -> 
     Ok(EXIT_OK)
 }
 
+/// bak media with --continue-after-error: salvage, then the map, the JSON and the notes.
+fn run_salvage(
+    args: &Args,
+    devs: Vec<bak_core::Opened>,
+    opts: &RestoreOptions,
+    mut output: Output,
+    map: Option<Output>,
+    stop: &bak_core::Stop,
+) -> anyhow::Result<u8> {
+    let progress = Progress::new("RESTORE", None, &args.progress, args.quiet);
+    let out_name = output.name().to_string();
+    let r = bak_core::salvage(devs, opts, output.writer(), &out_name, &progress, stop);
+    progress.finish();
+    let s = r?;
+    // A salvage keeps what it wrote: that is its point.
+    output.finish()?;
+    let map_name = map.as_ref().map(|m| m.name().to_string());
+    if let Some(mut m) = map {
+        let name = m.name().to_string();
+        damage::write_map(m.writer(), &s.lost, s.original_bytes)
+            .map_err(|e| bak_core::Error::io(&name, "write", e))?;
+        m.finish()?;
+    }
+    if args.json {
+        let mut out = std::io::stdout().lock();
+        damage::json(&mut out, &s.lost)?;
+        out.flush()?;
+    }
+    let to_stdout = out_name == "stdout";
+    damage::notes(&s, &out_name, map_name.as_deref(), to_stdout);
+    if !args.quiet {
+        bak_cli::say!(
+            "RESTORE processed {} bytes in {} blocks from {} of {} famil{} in {:.2} s ({:.1} MB/s)",
+            s.original_bytes,
+            s.blocks,
+            s.families,
+            s.family_count,
+            if s.family_count == 1 { "y" } else { "ies" },
+            s.seconds,
+            mb_per_s(s.original_bytes, s.seconds)
+        );
+    }
+    Ok(if s.exact() {
+        EXIT_OK
+    } else {
+        bak_cli::EXIT_DAMAGED
+    })
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     if let Some(kind) = args.generate {
@@ -218,6 +281,30 @@ fn run(args: Args) -> anyhow::Result<u8> {
             args.quiet,
         );
     }
+    let to_stdout = args.output.as_ref().is_none_or(|p| p.as_os_str() == "-");
+    anyhow::ensure!(
+        !args.json || !to_stdout,
+        "--json prints the lost blocks on standard output: give -o FILE for the restored bytes"
+    );
+    // The damage map is refused now too, if it exists without --force or is the output.
+    let map = match &args.damage_map {
+        Some(m) => {
+            anyhow::ensure!(
+                args.output.as_deref() != Some(m.as_path()),
+                "--damage-map and -o name the same file ({})",
+                m.display()
+            );
+            Some(Output::create(
+                Some(m),
+                &inputs,
+                OutputOptions {
+                    force: args.force,
+                    keep_partial: false,
+                },
+            )?)
+        }
+        None => None,
+    };
     let output = if args.list_streams {
         inputs.check_stdout()?;
         None
@@ -238,16 +325,25 @@ fn run(args: Args) -> anyhow::Result<u8> {
     let devs = match media {
         Media::Bak(devs) => {
             anyhow::ensure!(
-                !args.list_streams && !args.mtf && args.stream == "data" && !args.continue_after_error && args.table.is_none(),
-                "--stream, --list-streams, --mtf, --table and --continue-after-error are for SQL Server backups; bak media hold one stream, and their restore stops at the first problem"
+                !args.list_streams && !args.mtf && args.stream == "data" && args.table.is_none(),
+                "--stream, --list-streams, --mtf and --table are for SQL Server backups; bak media hold one stream"
             );
             devs
         }
-        Media::Mtf(devs) => return run_mtf(&args, &devs, output),
+        Media::Mtf(devs) => {
+            anyhow::ensure!(
+                map.is_none() && !args.json,
+                "--damage-map and --json are for bak media; for SQL Server backups the problems are named on standard error"
+            );
+            return run_mtf(&args, &devs, output);
+        }
     };
     let Some(mut output) = output else {
         anyhow::bail!("--list-streams is for SQL Server backups; bak media hold one stream");
     };
+    if args.continue_after_error {
+        return run_salvage(&args, devs, &opts, output, map, &stop);
+    }
     // The total comes from the media, through `restore`.
     let progress = Progress::new("RESTORE", None, &args.progress, args.quiet);
     let out_name = output.name().to_string();

@@ -28,6 +28,7 @@ mod object_storage;
 mod pipes_and_fifos;
 mod progress_output;
 mod read_checks_like_verify;
+mod salvage;
 mod verify_reports;
 mod volumes;
 mod write_read;

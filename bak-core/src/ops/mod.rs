@@ -4,6 +4,8 @@
 pub mod backup;
 pub mod list;
 pub mod restore;
+pub mod resync;
+pub mod salvage;
 pub mod verify;
 
 /// What [`restore`](crate::restore) and [`verify`](crate::verify) tell their caller as they
