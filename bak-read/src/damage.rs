@@ -85,7 +85,9 @@ pub fn notes(s: &SalvageSummary, out_name: &str, map: Option<&str>, to_stdout: b
         bak_cli::say!("bak-read: {p}");
     }
     for b in s.lost.iter().take(SHOWN) {
-        let fam = b.family.map_or("family unknown".to_string(), |f| format!("family {f}"));
+        let fam = b
+            .family
+            .map_or("family unknown".to_string(), |f| format!("family {f}"));
         let detail = if b.detail.is_empty() {
             String::new()
         } else {
@@ -166,7 +168,12 @@ mod tests {
         let l = [lost(1, 10), lost(2, 10), lost(4, 5)];
         assert_eq!(
             ranges(&l, 45),
-            vec![(0, 10, true), (10, 20, false), (30, 10, true), (40, 5, false)]
+            vec![
+                (0, 10, true),
+                (10, 20, false),
+                (30, 10, true),
+                (40, 5, false)
+            ]
         );
         assert_eq!(ranges(&[lost(0, 10)], 10), vec![(0, 10, false)]);
     }

@@ -205,7 +205,11 @@ fn flip(dev: &Path, off: u64) {
 
 #[test]
 fn undamaged_media_with_the_flag_read_exactly_and_exit_0() {
-    for (n, codec, enc) in [(1, "none", false), (3, "zstd:1", false), (3, "zstd:1", true)] {
+    for (n, codec, enc) in [
+        (1, "none", false),
+        (3, "zstd:1", false),
+        (3, "zstd:1", true),
+    ] {
         let m = media("salv-whole", n, codec, enc, 7);
         let s = salvage(&m, &m.devs, 0);
         assert_eq!(s.code, 0, "{n} {codec}: {}", s.stderr);
@@ -229,7 +233,11 @@ fn a_missing_family_is_zeros_at_its_blocks_places() {
             assert_eq!(j["Family"], 2, "{j}");
             assert_eq!(j["Why"], "missing-family", "{j}");
         }
-        assert!(s.stderr.contains("family 2 of 3 was not given"), "{}", s.stderr);
+        assert!(
+            s.stderr.contains("family 2 of 3 was not given"),
+            "{}",
+            s.stderr
+        );
         assert!(s.stderr.contains("digest not checked"), "{}", s.stderr);
     }
 }
@@ -322,7 +330,10 @@ fn damage_is_stepped_over_through_fifos() {
     flip(&m.devs[1], (a + b) / 2);
     let fifos: Vec<PathBuf> = (1..=3).map(|i| m.dir.join(format!("p{i}"))).collect();
     for (f, d) in fifos.iter().zip(&m.devs) {
-        let st = std::process::Command::new("mkfifo").arg(f).status().unwrap();
+        let st = std::process::Command::new("mkfifo")
+            .arg(f)
+            .status()
+            .unwrap();
         assert!(st.success());
         let (f, d) = (f.clone(), d.clone());
         std::thread::spawn(move || {
@@ -336,7 +347,11 @@ fn damage_is_stepped_over_through_fifos() {
     let s = salvage(&m, &fifos, 0);
     let lost = check_damaged(&m, &s, "two damaged families through FIFOs");
     assert_eq!(lost.len(), 2, "{lost:?}");
-    let mut fams: Vec<u64> = s.json.iter().map(|j| j["Family"].as_u64().unwrap()).collect();
+    let mut fams: Vec<u64> = s
+        .json
+        .iter()
+        .map(|j| j["Family"].as_u64().unwrap())
+        .collect();
     fams.sort();
     assert_eq!(fams, [1, 2], "{:?}", s.json);
 }
@@ -370,14 +385,26 @@ fn the_map_is_refused_when_it_exists_and_the_json_needs_a_file_output() {
     flip(&m.devs[0], (a + b) / 2);
     let r = read(
         &m.devs,
-        &["--continue-after-error", "--damage-map", map2.to_str().unwrap()],
+        &[
+            "--continue-after-error",
+            "--damage-map",
+            map2.to_str().unwrap(),
+        ],
     );
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.stdout.len(), m.input.len());
     assert!(
-        r.stderr.contains("is the only record of which bytes are zeros"),
+        r.stderr
+            .contains("is the only record of which bytes are zeros"),
         "{}",
         r.stderr
     );
-    assert_eq!(map_lost(&std::fs::read_to_string(&map2).unwrap(), m.input.len() as u64).len(), 1);
+    assert_eq!(
+        map_lost(
+            &std::fs::read_to_string(&map2).unwrap(),
+            m.input.len() as u64
+        )
+        .len(),
+        1
+    );
 }

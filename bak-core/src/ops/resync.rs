@@ -185,20 +185,26 @@ impl<R: Read> Resync<R> {
         self.consume(1);
         loop {
             if self.offset - from > self.limit {
-                return Ok((Next::Lost, Some(Skipped {
-                    from,
-                    to: self.offset,
-                    why,
-                })));
+                return Ok((
+                    Next::Lost,
+                    Some(Skipped {
+                        from,
+                        to: self.offset,
+                        why,
+                    }),
+                ));
             }
             let avail = self.want(RECORD_PREFIX_LEN)?;
             if avail < magic.len() {
                 self.consume(avail);
-                return Ok((Next::End, Some(Skipped {
-                    from,
-                    to: self.offset,
-                    why,
-                })));
+                return Ok((
+                    Next::End,
+                    Some(Skipped {
+                        from,
+                        to: self.offset,
+                        why,
+                    }),
+                ));
             }
             let window = &self.buf[self.pos..self.pos + avail];
             match window.windows(magic.len()).position(|w| w == magic) {
@@ -208,18 +214,23 @@ impl<R: Read> Resync<R> {
                     match self.try_record()? {
                         Try::Whole(span, rec) => {
                             let s = Skipped {
-                    from,
-                    to: self.offset,
-                    why,
-                };
+                                from,
+                                to: self.offset,
+                                why,
+                            };
                             self.consume(span);
                             return Ok((Next::Record(rec), Some(s)));
                         }
-                        Try::End => return Ok((Next::End, Some(Skipped {
-                    from,
-                    to: self.offset,
-                    why,
-                }))),
+                        Try::End => {
+                            return Ok((
+                                Next::End,
+                                Some(Skipped {
+                                    from,
+                                    to: self.offset,
+                                    why,
+                                }),
+                            ))
+                        }
                         Try::Bad(_) => self.consume(1),
                     }
                 }
@@ -278,7 +289,10 @@ mod tests {
         let mut r = reader(&b);
         match r.next().unwrap() {
             (Next::Record(x), None) => {
-                assert_eq!((x.kind, x.offset, &x.body[..]), (RecordType::Mbc, 1000, &b"one"[..]))
+                assert_eq!(
+                    (x.kind, x.offset, &x.body[..]),
+                    (RecordType::Mbc, 1000, &b"one"[..])
+                )
             }
             x => panic!("{x:?}"),
         }

@@ -276,7 +276,10 @@ pub(crate) fn salvage_with(
     for f in &mut fams {
         numbers.push(f.number);
         ats.push(f.at.clone());
-        first_skips.push((std::mem::take(&mut f.skipped), std::mem::take(&mut f.problems)));
+        first_skips.push((
+            std::mem::take(&mut f.skipped),
+            std::mem::take(&mut f.problems),
+        ));
         if f.ended {
             rxs.push(None);
             txs.push(None);
@@ -345,7 +348,15 @@ pub(crate) fn salvage_with(
         while seq.next < t.total_blocks {
             let s = seq.next;
             let len = t.total_original.saturating_sub(s * mts).min(mts);
-            seq.lose(&mut w, redundancy, s, len as u32, None, LostWhy::NotFound, String::new())?;
+            seq.lose(
+                &mut w,
+                redundancy,
+                s,
+                len as u32,
+                None,
+                LostWhy::NotFound,
+                String::new(),
+            )?;
         }
         if seq.next > t.total_blocks {
             problems.push(Error::mismatch(
@@ -362,9 +373,7 @@ pub(crate) fn salvage_with(
              and the output ends after the last block read",
         ));
     }
-    w.out
-        .flush()
-        .map_err(|e| Error::io(out_name, "write", e))?;
+    w.out.flush().map_err(|e| Error::io(out_name, "write", e))?;
     let mut lost = seq.lost;
     attribute(&mut lost, &numbers, &missing, &ends);
     for (fat, e) in ats.iter().zip(&ends) {
@@ -722,7 +731,8 @@ fn family_reader(mut f: Fam, ctx: &Ctx, tx: SyncSender<Item>) -> Result<FamEnd> 
                         end.cut_at = Some(rec.offset);
                         break;
                     }
-                    end.problems.push(Error::corrupt(bat, "block header of another set"));
+                    end.problems
+                        .push(Error::corrupt(bat, "block header of another set"));
                     f.r.skip(h.stored_len as u64)?;
                     continue;
                 }
@@ -754,7 +764,13 @@ fn family_reader(mut f: Fam, ctx: &Ctx, tx: SyncSender<Item>) -> Result<FamEnd> 
                         },
                     }
                 };
-                let cut = matches!(item, Item::Lost { why: LostWhy::CutOff, .. });
+                let cut = matches!(
+                    item,
+                    Item::Lost {
+                        why: LostWhy::CutOff,
+                        ..
+                    }
+                );
                 if tx.send(item).is_err() || cut {
                     break;
                 }
@@ -953,7 +969,15 @@ fn sequence(
             },
             None if heads.iter().any(Option::is_some) => {
                 let s = seq.next;
-                seq.lose(w, redundancy, s, ctx.mts, None, LostWhy::NotFound, String::new())?
+                seq.lose(
+                    w,
+                    redundancy,
+                    s,
+                    ctx.mts,
+                    None,
+                    LostWhy::NotFound,
+                    String::new(),
+                )?
             }
             None => return Ok(seq),
         }
