@@ -14,10 +14,35 @@ use tokio::task::JoinHandle;
 use crate::runtime::{block_on, spawn};
 use crate::store::{io_error, Store};
 
-/// Bytes of one read-ahead GET.
-pub const READ_CHUNK: u64 = 4 << 20;
-/// Read-ahead GETs in flight per reader: a reader holds at most this many chunks.
+/// Bytes of the largest read-ahead GET (`BAK_STORE_READ_CHUNK` changes it, 1 to 256 MiB). A
+/// reader's first GET is of 1 MiB and each next one twice the one before up to this: a short
+/// read fetches little, a long one makes few requests (every request costs a round trip, and
+/// some servers work per request in proportion to the object).
+pub const READ_CHUNK: u64 = 16 << 20;
+/// Read-ahead GETs in flight per reader (`BAK_STORE_READ_AHEAD` changes it, 1 to 64): a
+/// reader holds at most this many chunks, 64 MiB with the defaults.
 pub const READ_AHEAD: usize = 4;
+/// The first read-ahead GET.
+const READ_FIRST: u64 = 1 << 20;
+
+fn env_or(name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|v| range.contains(v))
+        .unwrap_or(default)
+}
+
+/// The read-ahead in effect: (largest GET, GETs in flight).
+fn read_ahead() -> (u64, usize) {
+    static RA: std::sync::OnceLock<(u64, usize)> = std::sync::OnceLock::new();
+    *RA.get_or_init(|| {
+        (
+            env_or("BAK_STORE_READ_CHUNK", READ_CHUNK >> 20, 1..=256) << 20,
+            env_or("BAK_STORE_READ_AHEAD", READ_AHEAD as u64, 1..=64) as usize,
+        )
+    })
+}
 
 /// One object as it was when opened (objects do not change in place: a new upload replaces
 /// them whole).
@@ -48,6 +73,8 @@ pub struct ObjectReader {
     ahead: VecDeque<JoinHandle<io::Result<Bytes>>>,
     /// Where the next GET to start begins.
     next: u64,
+    /// Bytes of the next GET to start.
+    chunk: u64,
 }
 
 impl ObjectReader {
@@ -58,13 +85,16 @@ impl ObjectReader {
             cur: Bytes::new(),
             ahead: VecDeque::new(),
             next: 0,
+            chunk: READ_FIRST,
         }
     }
 
     fn fill_ahead(&mut self) {
-        while self.ahead.len() < READ_AHEAD && self.next < self.obj.len {
+        let (most, in_flight) = read_ahead();
+        while self.ahead.len() < in_flight && self.next < self.obj.len {
             let (obj, at) = (Arc::clone(&self.obj), self.next);
-            let n = READ_CHUNK.min(obj.len - at);
+            let n = self.chunk.min(most).min(obj.len - at);
+            self.chunk = (self.chunk * 2).min(most);
             self.ahead.push_back(spawn(async move {
                 obj.store
                     .os
@@ -143,6 +173,7 @@ impl ReadDevice for ObjectReader {
             self.drop_ahead();
             self.pos = offset;
             self.next = offset;
+            self.chunk = READ_FIRST;
         }
         Ok(())
     }

@@ -136,9 +136,22 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             })
         }
         Scheme::Gcs => {
+            let b = GoogleCloudStorageBuilder::from_env();
+            if !gcs_credentials_given(&b) && !gce_metadata_answers() {
+                return Err(bak_core::Error::io(
+                    &shown,
+                    "set up the client for",
+                    io::Error::new(
+                        io::ErrorKind::PermissionDenied,
+                        "no Google Cloud credentials: set GOOGLE_SERVICE_ACCOUNT (the path of a \
+                         service account's JSON key), GOOGLE_SERVICE_ACCOUNT_KEY (the key \
+                         itself) or GOOGLE_APPLICATION_CREDENTIALS, or run where the GCE \
+                         metadata server answers",
+                    ),
+                ));
+            }
             let s = Arc::new(
-                GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(&url.bucket)
+                b.with_bucket_name(&url.bucket)
                     .with_retry(retry())
                     .with_client_options(
                         object_store::ClientOptions::new()
@@ -156,6 +169,56 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             })
         }
     }
+}
+
+/// True when the environment names Google credentials (a service account, a key, application
+/// default credentials, a bearer token, or no signing at all), or gcloud's application
+/// default credentials file is there.
+fn gcs_credentials_given(b: &GoogleCloudStorageBuilder) -> bool {
+    use object_store::gcp::GoogleConfigKey as K;
+    let given = [
+        K::ServiceAccount,
+        K::ServiceAccountKey,
+        K::ApplicationCredentials,
+        K::BearerToken,
+        K::SkipSignature,
+    ]
+    .iter()
+    .any(|k| b.get_config_value(k).is_some_and(|v| !v.is_empty()));
+    given
+        || std::env::var_os("HOME").is_some_and(|h| {
+            std::path::Path::new(&h)
+                .join(".config/gcloud/application_default_credentials.json")
+                .exists()
+        })
+}
+
+/// Without credentials in the environment, object_store asks the GCE metadata server for a
+/// token, retrying for minutes where there is none: ask first whether it listens at all
+/// (`GCE_METADATA_HOST` or `GCE_METADATA_ROOT` if set, then `GCE_METADATA_IP`, else
+/// 169.254.169.254), for a second at most.
+fn gce_metadata_answers() -> bool {
+    use std::net::{TcpStream, ToSocketAddrs};
+    // As object_store picks them: the host if named, then the IP.
+    let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    let hosts: Vec<String> = var("GCE_METADATA_HOST")
+        .or_else(|| var("GCE_METADATA_ROOT"))
+        .into_iter()
+        .chain(Some(
+            var("GCE_METADATA_IP").unwrap_or_else(|| "169.254.169.254".into()),
+        ))
+        .collect();
+    hosts.iter().any(|h| {
+        let h = h.trim_start_matches("http://").trim_end_matches('/');
+        let with_port = if h.contains(':') {
+            h.to_string()
+        } else {
+            format!("{h}:80")
+        };
+        with_port.to_socket_addrs().is_ok_and(|mut a| {
+            a.any(|a| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok())
+        })
+    })
 }
 
 /// What went wrong with a request, by type: the HTTP status, or why no answer came.

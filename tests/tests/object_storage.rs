@@ -538,3 +538,121 @@ fn azure_blobs_in_azurite_round_trip_with_files_and_volumes() {
         o.stderr
     );
 }
+
+#[test]
+fn an_encrypted_set_over_urls_and_a_file_restores_with_the_key_and_verifies_fast_without() {
+    use age::secrecy::ExposeSecret;
+    let Some(s3) = moto() else { return };
+    let b = s3.bucket("crypt");
+    let t = temp_dir("s3crypt");
+    let id = age::x25519::Identity::generate();
+    let key = t.path().join("id.txt");
+    std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
+    let recipient = id.to_public().to_string();
+    let devs = vec![url(&b, "e1.bak"), t.path().join("e2.bak"), url(&b, "e3.bak")];
+    let input = data(18 << 20, 8);
+    let w = tool(
+        s3,
+        "bak-write",
+        &args![
+            "--quiet",
+            "--compress",
+            "zstd:1",
+            "--part-size",
+            "5M",
+            "--recipient",
+            &recipient,
+            &devs
+        ],
+        &input,
+    );
+    assert_eq!(w.code, 0, "{}", w.stderr);
+    // Nothing of the plaintext is on either kind of device.
+    let marker = &input[4 << 20..(4 << 20) + 64];
+    let on_file = std::fs::read(&devs[1]).unwrap();
+    assert!(!on_file.windows(64).any(|w| w == marker));
+    let r = tool(
+        s3,
+        "bak-read",
+        &args!["--quiet", "--identity", &key, &devs],
+        b"",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout == input, "restored bytes differ");
+    // Without the key: the read is refused (exit 2), the listing and a fast verify pass.
+    let r = tool(s3, "bak-read", &args!["--quiet", &devs], b"");
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+    let h = tool(s3, "bak-header", &args!["--json", &devs], b"");
+    assert_eq!(h.code, 0, "{}", h.stderr);
+    let rows = json_lines(&h.stdout);
+    assert_eq!(rows[0]["IsComplete"], true, "{rows:?}");
+    assert_eq!(rows[0]["Encrypted"], true, "{rows:?}");
+    let fast = tool(s3, "bak-verify", &args!["--fast", &devs], b"");
+    assert_eq!(fast.code, 0, "{}", fast.stderr);
+    let full = tool(s3, "bak-verify", &args!["--identity", &key, &devs], b"");
+    assert_eq!(full.code, 0, "{}", full.stderr);
+}
+
+#[test]
+fn a_gs_url_without_google_credentials_is_a_clear_exit_2() {
+    // No GCS server here: what can be checked is the URL's parsing and that a missing
+    // credential is said at once (not minutes of asking a metadata server that is not there).
+    let t = temp_dir("gcs");
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let env: Vec<(String, String)> = [
+        ("HOME", t.path().to_str().unwrap()),
+        ("GCE_METADATA_HOST", nobody.as_str()),
+        ("GCE_METADATA_IP", nobody.as_str()),
+        ("BAK_STORE_RETRIES", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let dev = PathBuf::from("gs://some-bucket/dir/db.bak");
+    for (name, stdin) in [
+        ("bak-write", &b"x"[..]),
+        ("bak-read", b""),
+        ("bak-header", b""),
+        ("bak-verify", b""),
+    ] {
+        let mut cmd = std::process::Command::new(bin(name));
+        let q = if name == "bak-header" {
+            "--json"
+        } else {
+            "--quiet"
+        };
+        cmd.args(args![q, &dev]);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("GOOGLE_")) {
+            cmd.env_remove(k);
+        }
+        let o = run_env_cmd(cmd, stdin, &env);
+        assert_eq!(o.code, 2, "{name}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("gs://some-bucket/dir/db.bak"),
+            "{name}: {}",
+            o.stderr
+        );
+        assert!(
+            o.stderr.contains("no Google Cloud credentials")
+                && o.stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+            "{name}: {}",
+            o.stderr
+        );
+    }
+    // A key file that is not one is named as such, and the URL too.
+    let bad = t.path().join("key.json");
+    std::fs::write(&bad, "not json").unwrap();
+    let mut env = env.clone();
+    env.push((
+        "GOOGLE_SERVICE_ACCOUNT".into(),
+        bad.to_str().unwrap().to_string(),
+    ));
+    let o = run_env("bak-header", &args![&dev], b"", &env);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("gs://some-bucket/dir/db.bak"), "{}", o.stderr);
+    // A folder is not an object.
+    let o = run_env("bak-header", &args!["gs://some-bucket/dir/"], b"", &env);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(o.stderr.contains("names a folder"), "{}", o.stderr);
+}

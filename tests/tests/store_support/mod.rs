@@ -278,8 +278,14 @@ pub fn run_env(
     env: &[(String, String)],
 ) -> Output {
     let mut cmd = Command::new(bin(tool));
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
+    cmd.args(args);
+    run_env_cmd(cmd, stdin, env)
+}
+
+/// Run a tool's command (its arguments given) with extra environment variables, stdin fed
+/// through a pipe.
+pub fn run_env_cmd(mut cmd: Command, stdin: &[u8], env: &[(String, String)]) -> Output {
+    cmd.envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -56,6 +56,13 @@ pub struct Stats {
     pub drops: AtomicU64,
     pub stalls: AtomicU64,
     pub unavailable: AtomicU64,
+    /// GET requests (ranged reads among them), faulted or passed.
+    pub gets: AtomicU64,
+    /// Faults given to GET requests.
+    pub get_faults: AtomicU64,
+    /// GETs being passed to the server now, and the most there were at once.
+    pub gets_now: AtomicU64,
+    pub gets_at_once: AtomicU64,
 }
 
 struct Shared {
@@ -183,8 +190,15 @@ fn connection(c: TcpStream, s: &Shared) -> std::io::Result<()> {
         // upload) was done, so it does not retry those: faults other than 503 go to requests
         // that are safe to repeat.
         let repeatable = matches!(method.as_str(), "GET" | "HEAD" | "PUT" | "DELETE");
+        let get = method == "GET";
+        if get {
+            s.stats.gets.fetch_add(1, Ordering::SeqCst);
+        }
         if let Some(f) = pick(s, repeatable) {
             s.stats.faults.fetch_add(1, Ordering::SeqCst);
+            if get {
+                s.stats.get_faults.fetch_add(1, Ordering::SeqCst);
+            }
             match f {
                 Fault::Drop => {
                     s.stats.drops.fetch_add(1, Ordering::SeqCst);
@@ -210,6 +224,7 @@ fn connection(c: TcpStream, s: &Shared) -> std::io::Result<()> {
             }
         }
         // Pass it on, on a connection of its own that the server closes after answering.
+        let _counted = get.then(|| GetInFlight::new(&s.stats));
         let mut up = TcpStream::connect(("127.0.0.1", s.upstream))?;
         let head = head
             .lines()
@@ -227,6 +242,23 @@ fn connection(c: TcpStream, s: &Shared) -> std::io::Result<()> {
         out.write_all(&resp)?;
     }
     Ok(())
+}
+
+/// One GET being passed on, counted in `gets_now` while it lives.
+struct GetInFlight<'a>(&'a Stats);
+
+impl<'a> GetInFlight<'a> {
+    fn new(st: &'a Stats) -> Self {
+        let now = st.gets_now.fetch_add(1, Ordering::SeqCst) + 1;
+        st.gets_at_once.fetch_max(now, Ordering::SeqCst);
+        GetInFlight(st)
+    }
+}
+
+impl Drop for GetInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.gets_now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The server's answer with its `Connection: close` taken out, so the client may send its
