@@ -28,7 +28,7 @@ REPS=3
 SERVER=moto
 BIN=""
 # bak's defaults for URL devices (bak-store's constants), as the report states them.
-BAK_DEFAULTS="8 MiB parts, 4 in flight; reads: 4 ranged GETs of 8 MiB in flight"
+BAK_DEFAULTS="8 MiB parts, 4 in flight; reads: 4 ranged GETs in flight, 1 MiB growing to 16 MiB"
 OUT=$BENCH/STORE-RESULTS.md
 ARGS="$*"
 while (($#)); do

@@ -275,7 +275,10 @@ fn header_cost_of_a_large_set() {
         "G" => 30,
         _ => 0,
     };
-    let bytes = digits.parse::<u64>().expect("BAK_HEADER_COST_SIZE: N, NK, NM or NG") << shift;
+    let bytes = digits
+        .parse::<u64>()
+        .expect("BAK_HEADER_COST_SIZE: N, NK, NM or NG")
+        << shift;
     let t = temp_dir("hdrcost");
     std::fs::create_dir(t.path().join("big")).unwrap();
     let Some(srv) = s3s_fs(t.path()) else { return };
@@ -321,7 +324,9 @@ fn header_cost_of_a_large_set() {
     let rows = json_lines(&h.stdout);
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert_eq!(rows[2]["BackupSize"], bytes, "{rows:?}");
-    let object: u64 = std::fs::metadata(t.path().join("big/large.bak")).unwrap().len();
+    let object: u64 = std::fs::metadata(t.path().join("big/large.bak"))
+        .unwrap()
+        .len();
     let (reqs, got) = (
         proxy.stats().requests.load(Ordering::SeqCst),
         proxy.stats().bytes_down.load(Ordering::SeqCst),

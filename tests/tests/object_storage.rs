@@ -549,7 +549,11 @@ fn an_encrypted_set_over_urls_and_a_file_restores_with_the_key_and_verifies_fast
     let key = t.path().join("id.txt");
     std::fs::write(&key, format!("{}\n", id.to_string().expose_secret())).unwrap();
     let recipient = id.to_public().to_string();
-    let devs = vec![url(&b, "e1.bak"), t.path().join("e2.bak"), url(&b, "e3.bak")];
+    let devs = vec![
+        url(&b, "e1.bak"),
+        t.path().join("e2.bak"),
+        url(&b, "e3.bak"),
+    ];
     let input = data(18 << 20, 8);
     let w = tool(
         s3,
@@ -650,7 +654,11 @@ fn a_gs_url_without_google_credentials_is_a_clear_exit_2() {
     ));
     let o = run_env("bak-header", &args![&dev], b"", &env);
     assert_eq!(o.code, 2, "{}", o.stderr);
-    assert!(o.stderr.contains("gs://some-bucket/dir/db.bak"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("gs://some-bucket/dir/db.bak"),
+        "{}",
+        o.stderr
+    );
     // A folder is not an object.
     let o = run_env("bak-header", &args!["gs://some-bucket/dir/"], b"", &env);
     assert_eq!(o.code, 2, "{}", o.stderr);
