@@ -99,10 +99,15 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+
 declare -a BW AW BR AR
 for r in $(seq "$REPS"); do
     log "round $r of $REPS"
-    BW+=("$(t "$BIN/bak-write" -q --format --no-sync -i "$W/store-input" s3://bench/bak.bak)")
-    AW+=("$(t sh -c "\"$V/aws\" s3 cp --only-show-errors - s3://bench/aws.bin < \"$W/store-input\"")")
-    BR+=("$(t sh -c "\"$BIN/bak-read\" -q s3://bench/bak.bak > /dev/null")")
-    AR+=("$(t sh -c "\"$V/aws\" s3 cp --only-show-errors s3://bench/aws.bin - > /dev/null")")
+    # t runs in a subshell: its failure ends the run here.
+    x=$(t "$BIN/bak-write" -q --format --no-sync -i "$W/store-input" s3://bench/bak.bak) || exit 2
+    BW+=("$x")
+    x=$(t sh -c "\"$V/aws\" s3 cp --only-show-errors - s3://bench/aws.bin < \"$W/store-input\"") || exit 2
+    AW+=("$x")
+    x=$(t sh -c "\"$BIN/bak-read\" -q s3://bench/bak.bak > /dev/null") || exit 2
+    BR+=("$x")
+    x=$(t sh -c "\"$V/aws\" s3 cp --only-show-errors s3://bench/aws.bin - > /dev/null") || exit 2
+    AR+=("$x")
 done
 bw=$(printf '%s\n' "${BW[@]}" | median); aw=$(printf '%s\n' "${AW[@]}" | median)
 br=$(printf '%s\n' "${BR[@]}" | median); ar=$(printf '%s\n' "${AR[@]}" | median)
