@@ -295,7 +295,7 @@ fn header_cost_of_a_large_set() {
         assert_eq!(w.code, 0, "{}", w.stderr);
     }
     let mut child = std::process::Command::new(bin("bak-write"))
-        .args(args!["--quiet", "--compress", &codec, &dev])
+        .args(args!["--quiet", "--compress", codec.as_str(), &dev])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

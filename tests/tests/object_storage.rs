@@ -565,7 +565,7 @@ fn an_encrypted_set_over_urls_and_a_file_restores_with_the_key_and_verifies_fast
             "--part-size",
             "5M",
             "--recipient",
-            &recipient,
+            recipient.as_str(),
             &devs
         ],
         &input,
