@@ -19,6 +19,10 @@ use crate::url::{Scheme, StoreUrl};
 pub(crate) struct Store {
     pub os: Arc<dyn ObjectStore>,
     pub mp: Arc<dyn MultipartStore>,
+    /// The same, with a request timeout of at least [`COMPLETE_TIMEOUT`] s: completing an
+    /// upload of a large object can take a store minutes (it joins the parts), and a retry
+    /// sent while the first completion runs fails on a store that has consumed the parts.
+    pub complete: Arc<dyn MultipartStore>,
     /// S3 only: what listing unfinished uploads needs (object_store has no call for it).
     pub s3: Option<Arc<S3Access>>,
     pub url: StoreUrl,
@@ -60,9 +64,16 @@ fn retry() -> RetryConfig {
     }
 }
 
+/// Seconds one request to complete an upload may take, at least.
+pub(crate) const COMPLETE_TIMEOUT: u64 = 900;
+
 /// Build the client for `url` from the environment (never from the command line).
 pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
     let timeout = format!("{}s", env_number("BAK_STORE_TIMEOUT", 60));
+    let long = format!(
+        "{}s",
+        env_number("BAK_STORE_TIMEOUT", 60).max(COMPLETE_TIMEOUT)
+    );
     let shown = url.shown();
     let fail = |e: object_store::Error| {
         bak_core::Error::io(
@@ -98,11 +109,20 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             let allow_http = b
                 .get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp))
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let client = b.build().map_err(fail)?;
+            let client = b.clone().build().map_err(fail)?;
+            let complete = Arc::new(
+                b.with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                    long.as_str(),
+                )
+                .build()
+                .map_err(fail)?,
+            );
             let s = Arc::new(client.clone());
             Ok(Store {
                 os: s.clone(),
                 mp: s,
+                complete,
                 s3: Some(Arc::new(S3Access {
                     client,
                     region,
@@ -127,10 +147,19 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
             if let Some(q) = url.query() {
                 b = b.with_config(AzureConfigKey::SasKey, q);
             }
-            let s = Arc::new(b.build().map_err(fail)?);
+            let s = Arc::new(b.clone().build().map_err(fail)?);
+            let complete = Arc::new(
+                b.with_config(
+                    AzureConfigKey::Client(ClientConfigKey::Timeout),
+                    long.as_str(),
+                )
+                .build()
+                .map_err(fail)?,
+            );
             Ok(Store {
                 os: s.clone(),
                 mp: s,
+                complete,
                 s3: None,
                 url: url.clone(),
             })
@@ -150,20 +179,25 @@ pub(crate) fn connect(url: &StoreUrl) -> bak_core::Result<Store> {
                     ),
                 ));
             }
-            let s = Arc::new(
-                b.with_bucket_name(&url.bucket)
+            let with = |secs: u64| {
+                b.clone()
+                    .with_bucket_name(&url.bucket)
                     .with_retry(retry())
                     .with_client_options(
                         object_store::ClientOptions::new()
-                            .with_timeout(Duration::from_secs(env_number("BAK_STORE_TIMEOUT", 60)))
+                            .with_timeout(Duration::from_secs(secs))
                             .with_connect_timeout(Duration::from_secs(5)),
                     )
                     .build()
-                    .map_err(fail)?,
-            );
+                    .map_err(fail)
+            };
+            let secs = env_number("BAK_STORE_TIMEOUT", 60);
+            let s = Arc::new(with(secs)?);
+            let complete = Arc::new(with(secs.max(COMPLETE_TIMEOUT))?);
             Ok(Store {
                 os: s.clone(),
                 mp: s,
+                complete,
                 s3: None,
                 url: url.clone(),
             })

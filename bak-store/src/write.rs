@@ -341,7 +341,7 @@ impl WriteDevice for ObjectWriter {
                     self.reap_one()?;
                 }
                 let parts = std::mem::take(&mut self.parts);
-                block_on(self.store.mp.complete_multipart(&path, &id, parts))
+                block_on(self.store.complete.complete_multipart(&path, &id, parts))
                     .map_err(|e| io_error(&e))?;
                 self.upload = None;
                 forget(self.key);
