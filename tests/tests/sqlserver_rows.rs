@@ -474,3 +474,41 @@ fn values_lobs_and_refusals() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no whole catalog"), "{}", r.stderr);
 }
+
+#[test]
+fn pubs_heaps_a_uniquified_index_and_an_identity_match_the_script() {
+    let Some(dir) = fixtures_or_skip() else {
+        return;
+    };
+    let script = std::fs::read_to_string(dir.join("scripts/instpubs.sql")).unwrap();
+    let f = dir.join("pubs_UGR95.bak");
+    // roysched and discounts have no index: heaps, their pages found through IAM and PFS.
+    compare(&f, &script, "roysched", &[0, 1], 86, &[], &[], None);
+    compare(&f, &script, "discounts", &[0], 3, &[], &[], None);
+    // employee's clustered index (lname, fname, minit) is not unique: its records carry a
+    // uniquifier, which is no column of the table.
+    compare(&f, &script, "employee", &[0], 43, &[], &[], None);
+    let t = crate::sqlserver_tables::tables(&[&f], 1);
+    let emp = t["dbo.employee"]["Columns"].as_array().unwrap();
+    let names: Vec<&str> = emp.iter().map(|c| c["Name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["emp_id", "fname", "minit", "lname", "job_id", "job_lvl", "pub_id", "hire_date"]
+    );
+    assert_eq!(t["dbo.employee"]["Rows"], 43);
+    assert_eq!(t["dbo.roysched"]["RecordsOnPages"], 86);
+    // jobs.job_id is an identity: the script's INSERTs leave it out, the rows hold 1..14.
+    let jobs = t["dbo.jobs"]["Columns"].as_array().unwrap();
+    let identity: Vec<bool> = jobs.iter().map(|c| c["Identity"] == true).collect();
+    assert_eq!(identity, [true, false, false, false]);
+    let (head, got) = exported(&f, "jobs", &[0]);
+    assert_eq!(head, ["job_id", "job_desc", "min_lvl", "max_lvl"]);
+    assert_eq!(got.len(), 14);
+    let want = inserts(&script, "jobs");
+    for (i, w) in want.iter().enumerate() {
+        let g = &got[&vec![(i + 1).to_string()]];
+        for (k, lit) in w.iter().enumerate() {
+            assert!(same(&g[k + 1], lit), "jobs {}: {:?} vs {lit:?}", i + 1, g);
+        }
+    }
+}
