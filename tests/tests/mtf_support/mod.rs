@@ -23,6 +23,11 @@ pub struct SetSpec {
     pub pages: Vec<u32>,
     /// Log stream bytes.
     pub log: Vec<u8>,
+    /// A data stream of whole pages written as it is, in place of `pages` when not empty
+    /// (tests/examples/big_backup.rs: a real database's pages).
+    pub raw: Vec<u8>,
+    /// Size of data file 1 in bytes (MQCI); 0 means 8 MiB.
+    pub file_size: u64,
 }
 
 /// The media of one family.
@@ -59,6 +64,8 @@ pub fn set(db: &str, letter: u8, ids: impl IntoIterator<Item = u32>) -> SetSpec 
         type_letter: letter,
         pages: ids.into_iter().collect(),
         log: (0..4096u32).map(|i| (i * 31 % 251) as u8).collect(),
+        raw: Vec::new(),
+        file_size: 0,
     }
 }
 
@@ -148,6 +155,11 @@ fn record(tag: &[u8; 4], mut r: Vec<u8>) -> Vec<u8> {
 
 /// An MQCI configuration stream: SCIN, SFGI PRIMARY, SFIN data file 1, SFIN log file 2.
 pub fn mqci(db: &str, letter: u8) -> Vec<u8> {
+    mqci_sized(db, letter, 8 << 20)
+}
+
+/// [`mqci`] with data file 1 of `size` bytes.
+pub fn mqci_sized(db: &str, letter: u8, size: u64) -> Vec<u8> {
     let mut scin = vec![0u8; 0x70];
     scin[9] = 2;
     scin[0x18..0x1a].copy_from_slice(&2070u16.to_le_bytes());
@@ -164,7 +176,8 @@ pub fn mqci(db: &str, letter: u8) -> Vec<u8> {
         let mut f = vec![0u8; 0x40];
         f[0x14..0x18].copy_from_slice(&id.to_le_bytes());
         f[0x24..0x28].copy_from_slice(&fg.to_le_bytes());
-        f[0x28..0x30].copy_from_slice(&(8u64 << 20).to_le_bytes());
+        let bytes = if id == 1 { size } else { 8u64 << 20 };
+        f[0x28..0x30].copy_from_slice(&bytes.to_le_bytes());
         let logical = if id == 1 {
             db.to_string()
         } else {
@@ -298,20 +311,25 @@ pub fn build(spec: &MediaSpec) -> Vec<u8> {
         seal_block(&mut w.m, o);
         w.spad(base, lbs);
         // MSCI
-        let cfg = mqci(&s.database, s.type_letter);
+        let size = if s.file_size == 0 { 8 << 20 } else { s.file_size };
+        let cfg = mqci_sized(&s.database, s.type_letter, size);
         let f = fla(&w);
         let o = w.header(b"MSCI", 56, f);
         seal_block(&mut w.m, o);
         w.stream(b"MQCI", 0, &cfg);
         w.spad(base, lbs);
         // MSDA
-        if !s.pages.is_empty() {
+        if !s.pages.is_empty() || !s.raw.is_empty() {
             let f = fla(&w);
             let o = w.header(b"MSDA", 60, f);
             seal_block(&mut w.m, o);
             let mut data = vec![0u8; 2];
-            for &p in &s.pages {
-                data.extend(page(p));
+            if s.raw.is_empty() {
+                for &p in &s.pages {
+                    data.extend(page(p));
+                }
+            } else {
+                data.extend_from_slice(&s.raw);
             }
             w.stream(b"MQDA", 2, &data);
             w.stream(b"MQDA", 6, &[]);
