@@ -73,6 +73,8 @@ pub(crate) struct AllocUnit {
 pub(crate) struct PhysCol {
     /// The table's column id (syscolpars.colid); 0 for a uniquifier.
     pub colid: u32,
+    /// The column's place in the rowset (sysrscols.hbcolid).
+    pub hbcolid: u32,
     /// Leaf offset: > 0 a fixed column at that record offset, < 0 variable column number -n.
     pub offset: i16,
     /// Bit in the null bitmap, counted from 1.
@@ -83,6 +85,10 @@ pub(crate) struct PhysCol {
     pub sparse: bool,
     /// The type as the column table records it (used for base tables).
     pub ty: ColType,
+    /// The value of a column added by ALTER TABLE without rewriting the rows (SQL Server 2012
+    /// and later), for records written before it: a `sql_variant` as sysseobjvalues keeps it
+    /// (valclass 1, id = rowset, subid = hbcolid, valnum 0).
+    pub default: Option<Vec<u8>>,
 }
 
 /// One column of a user table.
@@ -136,6 +142,9 @@ pub(crate) struct Catalog {
     pub tables: Vec<Table>,
     /// Notes on what could not be read (a partial set): pages missing from chains.
     pub notes: Vec<String>,
+    /// Where a whole set's catalog describes a base table otherwise than [`KNOWN`] does (the
+    /// layout a partial set falls back to): each difference, for the tests.
+    pub known_differs: Vec<String>,
 }
 
 /// A syscolpars row: (id, number, colid, name, type, utype, status).
@@ -364,6 +373,74 @@ struct Reader<'s, 'a> {
     layouts: HashMap<u64, Vec<PhysCol>>,
     /// Base table columns by (object id, name): colid.
     names: HashMap<(u32, String), u32>,
+    /// Not every family was given: what the missing ones hold is read by the known layout.
+    partial: bool,
+}
+
+/// The base tables' columns this reader reads by name, where every complete SQL Server 2008
+/// to 2019 fixture puts them (docs/MTF.md; the offsets of the shared notes): (object, index,
+/// name, colid, offset, xtype, length). A variable column's offset is minus its number. Used
+/// only for a partial set (a lone stripe) whose catalog rows that describe a base table lie on
+/// a missing family; on a whole set the catalog's own description is read and these are
+/// checked against it (`known_layouts_agree`). syscolpars keeps its real column ids, which
+/// its reader addresses; the others get ids past any real one.
+const KNOWN: &[(u32, u16, &str, u32, i16, u8, i32)] = &[
+    (SYSCOLPARS, 1, "id", 1, 4, types::x::INT, 4),
+    (SYSCOLPARS, 1, "number", 2, 8, types::x::SMALLINT, 2),
+    (SYSCOLPARS, 1, "colid", 3, 10, types::x::INT, 4),
+    (SYSCOLPARS, 1, "name", 4, -1, types::x::NVARCHAR, 256),
+    (SYSCOLPARS, 1, "xtype", 5, 14, types::x::TINYINT, 1),
+    (SYSCOLPARS, 1, "utype", 6, 15, types::x::INT, 4),
+    (SYSCOLPARS, 1, "length", 7, 19, types::x::SMALLINT, 2),
+    (SYSCOLPARS, 1, "prec", 8, 21, types::x::TINYINT, 1),
+    (SYSCOLPARS, 1, "scale", 9, 22, types::x::TINYINT, 1),
+    (SYSCOLPARS, 1, "collationid", 10, 23, types::x::INT, 4),
+    (SYSCOLPARS, 1, "status", 11, 27, types::x::INT, 4),
+    (SYSSCHOBJS, 1, "id", 1001, 4, types::x::INT, 4),
+    (SYSSCHOBJS, 1, "nsid", 1002, 8, types::x::INT, 4),
+    (SYSSCHOBJS, 1, "status", 1003, 13, types::x::INT, 4),
+    (SYSSCHOBJS, 1, "type", 1004, 17, types::x::CHAR, 2),
+    (SYSSCHOBJS, 1, "name", 1005, -1, types::x::NVARCHAR, 256),
+    (SYSROWSETS, 0, "rowsetid", 1001, 4, types::x::BIGINT, 8),
+    (SYSROWSETS, 0, "idmajor", 1002, 13, types::x::INT, 4),
+    (SYSROWSETS, 0, "idminor", 1003, 17, types::x::INT, 4),
+    (SYSROWSETS, 0, "rcrows", 1004, 31, types::x::BIGINT, 8),
+    (SYSROWSETS, 0, "cmprlevel", 1005, 39, types::x::TINYINT, 1),
+    (SYSCLSOBJS, 1, "class", 1001, 4, types::x::TINYINT, 1),
+    (SYSCLSOBJS, 1, "id", 1002, 5, types::x::INT, 4),
+    (SYSCLSOBJS, 1, "name", 1003, -1, types::x::NVARCHAR, 256),
+];
+
+/// The collation the known layout decodes sysschobjs.type (char(2)) with: Latin1_General_CI_AS.
+const KNOWN_COLLATION: u32 = 53256;
+
+/// The known layout of base table `obj`'s columns (index `idx`): (name, column).
+fn known_layout(obj: u32, idx: u16) -> Vec<(&'static str, PhysCol)> {
+    KNOWN
+        .iter()
+        .filter(|k| k.0 == obj && k.1 == idx)
+        .map(|&(_, _, name, colid, offset, xtype, length)| {
+            let ty = ColType {
+                xtype,
+                length,
+                precision: 0,
+                scale: 0,
+                collation: KNOWN_COLLATION,
+            };
+            let c = PhysCol {
+                colid,
+                hbcolid: 0,
+                offset,
+                nullbit: 0,
+                bitpos: 0,
+                dropped: false,
+                sparse: false,
+                ty,
+                default: None,
+            };
+            (name, c)
+        })
+        .collect()
 }
 
 /// What one base table's record gives, by column name.
@@ -390,6 +467,24 @@ impl Named<'_, '_, '_, '_> {
             .map(Some)
             .map_err(|e| damaged(self.row, format!("column {name}: {e}")))
     }
+    /// The stored bytes of variable-length column `name` (a `sql_variant`), not decoded.
+    fn raw(&self, name: &str) -> CResult<Option<Vec<u8>>> {
+        let Some(colid) = self.rd.names.get(&(self.obj, name.to_string())) else {
+            return Ok(None);
+        };
+        let Some(col) = self.layout.iter().find(|c| c.colid == *colid && !c.dropped) else {
+            return Ok(None);
+        };
+        if self.rec.is_null(usize::from(col.nullbit)) || col.offset >= 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .rec
+            .var(usize::from(col.offset.unsigned_abs()))
+            .filter(|v| !v.complex)
+            .map(|v| v.bytes.to_vec()))
+    }
+
     fn int(&self, name: &str) -> CResult<Option<i64>> {
         Ok(match self.value(name)? {
             Some(Value::Int(i)) => Some(i),
@@ -406,10 +501,81 @@ impl Named<'_, '_, '_, '_> {
 }
 
 impl<'s, 'a> Reader<'s, 'a> {
-    fn unit(&self, id: u64) -> CResult<&AllocUnit> {
+    fn unit(&mut self, id: u64) -> CResult<&AllocUnit> {
+        if self.partial && !self.units.contains_key(&id) && id >> 16 & 0xffff_ffff < 100 {
+            // A base table's row of sysallocunits lies on a missing family: its unit id is
+            // its object and index id, and its pages are found by their headers.
+            self.scan.notes.push(format!(
+                "the sysallocunits row of base table {} is not in the backup; its pages were found by their headers",
+                id >> 16 & 0xffff_ffff
+            ));
+            self.units.insert(
+                id,
+                AllocUnit {
+                    id,
+                    kind: 1,
+                    owner: id,
+                    first: PageId::new(0, 0),
+                },
+            );
+        }
         self.units.get(&id).ok_or_else(|| {
             CatalogError::Missing(format!("allocation unit {id} is not in sysallocunits"))
         })
+    }
+
+    /// Every column of [`KNOWN`] that the catalog places otherwise (another id for
+    /// syscolpars, another offset or type).
+    fn known_differs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for &(obj, idx, name, colid, offset, xtype, _) in KNOWN {
+            let real = self.names.get(&(obj, name.to_string())).and_then(|id| {
+                self.layouts
+                    .get(&base_unit(obj, idx))
+                    .and_then(|l| l.iter().find(|c| c.colid == *id))
+            });
+            match real {
+                Some(c)
+                    if c.offset == offset
+                        && c.ty.xtype == xtype
+                        && (obj != SYSCOLPARS || c.colid == colid) => {}
+                Some(c) => out.push(format!(
+                    "base table {obj} column {name}: colid {} offset {} type {}, known as colid {colid} offset {offset} type {xtype}",
+                    c.colid, c.offset, c.ty.xtype
+                )),
+                None => out.push(format!("base table {obj} has no column {name}")),
+            }
+        }
+        out
+    }
+
+    /// On a partial set, the known layout for base table `obj` (index `idx`) when the
+    /// catalog's own description of a column it reads is missing.
+    fn fill_known(&mut self, obj: u32, idx: u16) {
+        if !self.partial {
+            return;
+        }
+        let known = known_layout(obj, idx);
+        let unit = base_unit(obj, idx);
+        let whole = known.iter().all(|(name, _)| {
+            self.names.get(&(obj, name.to_string())).is_some_and(|colid| {
+                self.layouts
+                    .get(&unit)
+                    .is_some_and(|l| l.iter().any(|c| c.colid == *colid))
+            })
+        });
+        if whole || known.is_empty() {
+            return;
+        }
+        self.scan.notes.push(format!(
+            "the catalog's description of base table {obj} is not in the backup; its columns were read where whole backups put them"
+        ));
+        let mut layout = Vec::new();
+        for (name, c) in known {
+            self.names.insert((obj, name.to_string()), c.colid);
+            layout.push(c);
+        }
+        self.layouts.insert(unit, layout);
     }
 
     fn rows_of_unit(&mut self, au: &AllocUnit) -> CResult<Vec<Row>> {
@@ -451,18 +617,23 @@ impl<'s, 'a> Reader<'s, 'a> {
 
     /// The physical columns of every rowset: sysrscols, or SQL Server 2005's pair.
     fn layouts(&mut self) -> CResult<&'static str> {
-        if self.units.contains_key(&base_unit(SYSRSCOLS, 0)) {
+        let rscols = base_unit(SYSRSCOLS, 0);
+        if self.units.contains_key(&rscols)
+            || (self.partial && !self.store.unit_pages(rscols).is_empty())
+        {
             for r in self.base_rows(SYSRSCOLS, 0)? {
                 let f = Fixed::new(&r)?;
                 let status = f.u32(40)?;
                 let c = PhysCol {
                     colid: f.u32(12)?,
+                    hbcolid: f.u32(16)?,
                     offset: f.u16(44)? as i16,
                     nullbit: f.u16(48)?,
                     bitpos: f.u8(52)?,
                     dropped: status & 2 != 0,
                     sparse: status & 0x100 != 0,
                     ty: ti_type(f.u32(28)?, f.u32(32)?),
+                    default: None,
                 };
                 self.layouts.entry(f.u64(4)?).or_default().push(c);
             }
@@ -483,12 +654,14 @@ impl<'s, 'a> Reader<'s, 'a> {
                 };
                 let c = PhysCol {
                     colid: 0,
+                    hbcolid: f.u32(12)?,
                     offset: f.u16(31)? as i16,
                     nullbit: f.u16(37)?,
                     bitpos: f.u8(35)?,
                     dropped: false,
                     sparse: false,
                     ty,
+                    default: None,
                 };
                 hobt.insert((f.u64(4)?, f.u32(12)?), c);
             }
@@ -527,6 +700,7 @@ impl<'s, 'a> Reader<'s, 'a> {
             (11, "status"),
         ];
         let unit = base_unit(SYSCOLPARS, 1);
+        self.fill_known(SYSCOLPARS, 1);
         let layout = self
             .layouts
             .get(&unit)
@@ -582,6 +756,9 @@ impl<'s, 'a> Reader<'s, 'a> {
                 .iter()
                 .find(|r| r.0 == SYSCOLPARS && r.1 == 0 && r.2 == i)
                 .map(|r| r.3.as_str());
+            if got.is_none() && self.partial {
+                continue;
+            }
             if got != Some(want) {
                 return Err(CatalogError::Unknown(format!(
                     "syscolpars column {i} is {}, where this reader expects {want}",
@@ -636,6 +813,9 @@ impl<'s, 'a> Reader<'s, 'a> {
                         .and_then(|l| l.iter().find(|c| c.colid == *colid))
                 })
                 .map(|c| c.offset);
+            if found.is_none() && self.partial {
+                continue;
+            }
             if found != Some(off) {
                 return Err(CatalogError::Unknown(format!(
                     "base table {obj}'s column {name} lies at {}, where this reader expects offset {off}",
@@ -646,6 +826,37 @@ impl<'s, 'a> Reader<'s, 'a> {
         Ok(())
     }
 
+    /// The defaults of columns added without rewriting the rows: sysseobjvalues' rows of
+    /// valclass 1 (SEVC_OUT_OF_ROW_DEFAULT) and valnum 0, by (rowset id, hbcolid), as
+    /// sys.system_internals_partition_columns joins them for its `default_value`.
+    fn stored_defaults(
+        &mut self,
+        obj: u32,
+        colpars: &[ColPar],
+    ) -> CResult<HashMap<(u64, u32), Vec<u8>>> {
+        for (id, number, colid, name, ..) in colpars {
+            if *id == obj && *number == 0 {
+                self.names.insert((obj, name.clone()), *colid);
+            }
+        }
+        let Some(idx) = [1u16, 0]
+            .into_iter()
+            .find(|i| self.units.contains_key(&base_unit(obj, *i)))
+        else {
+            return Ok(HashMap::new());
+        };
+        let rows = self.named(obj, idx, |n| {
+            if n.int("valclass")? != Some(1) || n.int("valnum")? != Some(0) {
+                return Ok(None);
+            }
+            Ok(match (n.int("id")?, n.int("subid")?, n.raw("value")?) {
+                (Some(id), Some(sub), Some(v)) => Some(((id as u64, sub as u32), v)),
+                _ => None,
+            })
+        })?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Rows of base table `obj` (index `idx`), read by column name.
     fn named<T>(
         &mut self,
@@ -653,6 +864,7 @@ impl<'s, 'a> Reader<'s, 'a> {
         idx: u16,
         mut each: impl FnMut(&Named<'_, '_, '_, '_>) -> CResult<Option<T>>,
     ) -> CResult<Vec<T>> {
+        self.fill_known(obj, idx);
         let rows = self.base_rows(obj, idx)?;
         let layout = self
             .layouts
@@ -689,6 +901,7 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
         by_owner: HashMap::new(),
         layouts: HashMap::new(),
         names: HashMap::new(),
+        partial: store.partial.is_some(),
     };
     let mut database = None;
     let mut version = None;
@@ -737,6 +950,8 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
                         "neither a boot page (1:9) nor a page of sysallocunits is in the data stream".into(),
                     ))
                 }
+                // Its pages on the given families are found by their headers.
+                None if rd.partial => PageId::new(0, 0),
                 None => {
                     return Err(CatalogError::Missing(
                         "the first page of sysallocunits is not in the backup".into(),
@@ -749,7 +964,11 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
     let columns = rd.layouts()?;
     let colpars = rd.base_names()?;
     rd.check_bootstrap(columns)?;
-
+    let known_differs = if columns == "sysrscols" && !rd.partial {
+        rd.known_differs()
+    } else {
+        Vec::new()
+    };
     // Schemas.
     let schemas: HashMap<u32, String> = rd
         .named(SYSCLSOBJS, 1, |n| {
@@ -789,10 +1008,14 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
             },
         )))
     })?;
-    // User tables: type U, not shipped by Microsoft.
+    // User tables: type U, not shipped by Microsoft; and the base table sysseobjvalues.
+    let mut seobjvalues = None;
     let objects = rd.named(SYSSCHOBJS, 1, |n| {
         let ty = n.text("type")?.unwrap_or_default();
         let status = n.int("status")?.unwrap_or(0);
+        if ty.trim_end() == "S" && n.text("name")?.as_deref() == Some("sysseobjvalues") {
+            seobjvalues = n.int("id")?.map(|i| i as u32);
+        }
         if ty.trim_end() != "U" || status & 1 != 0 {
             return Ok(None);
         }
@@ -802,6 +1025,10 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
             n.text("name")?.unwrap_or_default(),
         )))
     })?;
+    let defaults = match seobjvalues {
+        Some(obj) => rd.stored_defaults(obj, &colpars)?,
+        None => HashMap::new(),
+    };
     let mut tables = Vec::new();
     for (id, nsid, name) in objects {
         let mut unsupported = Vec::new();
@@ -822,7 +1049,11 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
                 }
             }
         }
-        if sets.is_empty() {
+        if sets.is_empty() && rd.partial {
+            rd.scan.notes.push(format!(
+                "the sysrowsets rows of table {name} are not in the backup: its rows cannot be found"
+            ));
+        } else if sets.is_empty() {
             unsupported.push(
                 "no heap or clustered rowset holds its rows (a memory-optimized table?)".into(),
             );
@@ -835,11 +1066,16 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
                 n => format!("compression level {n}"),
             });
         }
-        let layout = sets
+        let mut layout = sets
             .first()
             .and_then(|r| rd.layouts.get(&r.id))
             .cloned()
             .unwrap_or_default();
+        if let Some(first) = sets.first() {
+            for c in &mut layout {
+                c.default = defaults.get(&(first.id, c.hbcolid)).cloned();
+            }
+        }
         let mut columns: Vec<Column> = colpars
             .iter()
             .filter(|c| c.0 == id && c.1 == 0)
@@ -887,5 +1123,6 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
         version,
         tables,
         notes: rd.scan.notes,
+        known_differs,
     })
 }

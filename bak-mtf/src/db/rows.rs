@@ -39,6 +39,25 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// The value of column `c` in a record written before the column was added by ALTER TABLE
+/// (the record has fewer columns than the column's place): what SQL Server gives for it, the
+/// default the catalog keeps for such rows (sysseobjvalues), or NULL when it keeps none.
+/// `None` when the record holds the column.
+fn added_later(rec: &Record<'_>, c: &Column) -> Option<std::result::Result<Value, String>> {
+    let p = c.phys.as_ref()?;
+    if p.nullbit == 0 || usize::from(p.nullbit) <= rec.columns {
+        return None;
+    }
+    Some(match &p.default {
+        Some(d) => types::variant(&c.ty, d).map_err(|e| format!("added by ALTER TABLE: {}", e.0)),
+        // SQL Server rewrites every row when it adds a NOT NULL column it keeps no default for.
+        None if !c.nullable => Err(
+            "a NOT NULL column missing from a record written before it was added, and the catalog keeps no default for it".into(),
+        ),
+        None => Ok(Value::Null),
+    })
+}
+
 impl Database<'_> {
     /// The table named `name`: `schema.table` (brackets and quotes allowed), or a table name
     /// alone when one schema has it; exact case first, then any case when that is unique.
@@ -92,6 +111,9 @@ impl Database<'_> {
         let Some(p) = &c.phys else {
             return Ok(Value::Null);
         };
+        if let Some(v) = added_later(rec, c) {
+            return v;
+        }
         if rec.is_null(usize::from(p.nullbit)) {
             return Ok(Value::Null);
         }
@@ -233,5 +255,68 @@ impl Database<'_> {
         }
         w.flush().map_err(werr)?;
         Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::catalog::PhysCol;
+    use crate::db::record::testkit::record;
+    use crate::db::types::{x, ColType};
+
+    fn int_col(colid: u32, nullbit: u16, offset: i16, nullable: bool) -> Column {
+        let ty = ColType {
+            xtype: x::INT,
+            length: 4,
+            precision: 10,
+            scale: 0,
+            collation: 0,
+        };
+        Column {
+            colid,
+            name: format!("c{colid}"),
+            ty: ty.clone(),
+            nullable,
+            identity: false,
+            user_type: None,
+            phys: Some(PhysCol {
+                colid,
+                hbcolid: colid,
+                offset,
+                nullbit,
+                bitpos: 0,
+                dropped: false,
+                sparse: false,
+                ty,
+                default: None,
+            }),
+        }
+    }
+
+    /// Columns added by ALTER TABLE after a row was written: the row (written with 2 int
+    /// columns) reads them as SQL Server does: the stored default, or NULL.
+    #[test]
+    fn columns_added_after_a_row_read_as_their_default_or_null() {
+        let old = record(&[1, 0, 0, 0, 2, 0, 0, 0], 2, &[], &[]);
+        let rec = Record::parse(&old).unwrap();
+        // The columns the record holds.
+        assert!(added_later(&rec, &int_col(1, 1, 4, false)).is_none());
+        assert!(added_later(&rec, &int_col(2, 2, 8, true)).is_none());
+        // ADD c3 int NULL: NULL for the old row.
+        assert_eq!(added_later(&rec, &int_col(3, 3, 12, true)), Some(Ok(Value::Null)));
+        // ADD c4 int NOT NULL DEFAULT 7 (online, SQL Server 2012+): the default sysseobjvalues
+        // keeps, a sql_variant.
+        let mut c4 = int_col(4, 4, 16, false);
+        let mut v = vec![x::INT, 1];
+        v.extend_from_slice(&7i32.to_le_bytes());
+        c4.phys.as_mut().unwrap().default = Some(v);
+        assert_eq!(added_later(&rec, &c4), Some(Ok(Value::Int(7))));
+        // A NOT NULL column without one: refused, not made up.
+        assert!(matches!(added_later(&rec, &int_col(5, 5, 20, false)), Some(Err(_))));
+        // A row written after the ADD holds its own value.
+        let new = record(&[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0], 4, &[3], &[]);
+        let rec = Record::parse(&new).unwrap();
+        assert!(added_later(&rec, &c4).is_none());
     }
 }

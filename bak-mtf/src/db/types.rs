@@ -470,9 +470,62 @@ pub(crate) fn decode(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
     })
 }
 
+/// A `sql_variant` (as sysseobjvalues keeps a column's stored default) read as a value of
+/// column type `t`: byte 0 the base type, byte 1 the variant's version, then the base type's
+/// properties (precision and scale; a scale; a max length; a max length and a 5-byte
+/// collation), then the value's bytes, decoded as `t` decodes them. A variant of another base
+/// type than the column's is refused, not converted.
+pub(crate) fn variant(t: &ColType, b: &[u8]) -> Result<Value, BadValue> {
+    let (&base, rest) = b
+        .split_first()
+        .ok_or_else(|| BadValue("empty sql_variant".into()))?;
+    let props = match base {
+        x::DECIMAL | x::NUMERIC => 2,
+        x::TIME | x::DATETIME2 | x::DATETIMEOFFSET => 1,
+        x::BINARY | x::VARBINARY => 2,
+        x::CHAR | x::VARCHAR | x::NCHAR | x::NVARCHAR => 7,
+        _ => 0,
+    };
+    let value = rest
+        .get(1 + props..)
+        .ok_or_else(|| BadValue(format!("sql_variant of type {base} cut short")))?;
+    if base != t.xtype {
+        let shown = ColType {
+            xtype: base,
+            ..t.clone()
+        };
+        return Err(BadValue(format!(
+            "its stored default is a {}, not a {}",
+            shown.name(),
+            t.name()
+        )));
+    }
+    decode(t, value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_default_is_read_from_its_variant() {
+        let v = |ty: &ColType, b: &[u8]| variant(ty, b).map(|v| v.text());
+        let mut int = vec![x::INT, 1];
+        int.extend_from_slice(&42i32.to_le_bytes());
+        assert_eq!(v(&t(x::INT, 4, 10, 0), &int), Ok(Some("42".into())));
+        // decimal(10,2) 12.50: precision, scale, then sign byte and magnitude.
+        let mut dec = vec![x::DECIMAL, 1, 10, 2, 1];
+        dec.extend_from_slice(&1250u64.to_le_bytes());
+        assert_eq!(v(&t(x::DECIMAL, 9, 10, 2), &dec), Ok(Some("12.50".into())));
+        // varchar(10) 'new': max length, 5-byte collation, the bytes.
+        let mut s = vec![x::VARCHAR, 1, 10, 0, 9, 4, 0xd0, 0, 52];
+        s.extend_from_slice(b"new");
+        assert_eq!(v(&t(x::VARCHAR, 10, 0, 0), &s), Ok(Some("new".into())));
+        // Of another type than the column's, cut short, empty: refused, no panic.
+        assert!(v(&t(x::BIGINT, 8, 19, 0), &int).is_err());
+        assert!(v(&t(x::DECIMAL, 9, 10, 2), &dec[..3]).is_err());
+        assert!(v(&t(x::INT, 4, 10, 0), &[]).is_err());
+    }
 
     fn t(xtype: u8, length: i32, precision: u8, scale: u8) -> ColType {
         ColType {
