@@ -322,6 +322,72 @@ fn a_lone_stripe_is_partial() {
     }
 }
 
+/// A lone stripe lists the tables whose catalog rows are on its pages, labelled partial, and
+/// reads the rows its pages hold (exit 1, saying what is partial): never a table or row that
+/// the whole database lacks.
+#[test]
+fn a_lone_stripe_lists_and_reads_what_its_pages_hold() {
+    let Some(dir) = fixtures_or_skip() else {
+        return;
+    };
+    let script = std::fs::read_to_string(dir.join("scripts/instnwnd.sql")).unwrap();
+    let mut listed = 0;
+    for (name, whole) in [
+        ("northwind_CConocimientos.bak", None),
+        ("stripe2008r2_full_fam1.bak", Some(crate::sqlserver_range::STRIPED_PAIR)),
+        ("stripe2008r2_full_fam2.bak", Some(crate::sqlserver_range::STRIPED_PAIR)),
+    ] {
+        let f = dir.join(name);
+        let h = run("bak-header", &os(&args!["--tables", "--json", &f]), b"");
+        assert_eq!(h.code, 1, "{name}: {}", h.stderr);
+        assert!(h.stderr.contains("partial"), "{name}: {}", h.stderr);
+        // The tables the whole database has, and their rows.
+        let truth: BTreeMap<String, serde_json::Value> = match whole {
+            Some(pair) => {
+                let p: Vec<std::path::PathBuf> = pair.iter().map(|n| dir.join(n)).collect();
+                tables(&[&p[0], &p[1]], 1)
+            }
+            None => BTreeMap::new(),
+        };
+        for t in json_lines(&h.stdout) {
+            let full = format!("{}.{}", t["Schema"].as_str().unwrap(), t["Table"].as_str().unwrap());
+            assert_eq!(t["Partial"], true, "{name} {full}");
+            match whole {
+                Some(_) => {
+                    let w = truth.get(&full).unwrap_or_else(|| panic!("{name}: {full}"));
+                    assert!(t["RecordsOnPages"].as_u64() <= w["RecordsOnPages"].as_u64());
+                }
+                None => {
+                    let bare = t["Table"].as_str().unwrap();
+                    assert!(
+                        script.contains(&format!("CREATE TABLE \"{bare}\""))
+                            || script.contains(&format!("CREATE TABLE [{bare}]"))
+                            || bare == "sysdiagrams",
+                        "{name}: {full} is no table of Northwind"
+                    );
+                }
+            }
+            listed += 1;
+            if !t["Unsupported"].is_null() {
+                continue;
+            }
+            let r = run(
+                "bak-read",
+                &os(&args!["--quiet", "--table", full.as_str(), "--format", "jsonl", &f]),
+                b"",
+            );
+            assert_eq!(r.code, 1, "{name} {full}: {}", r.stderr);
+            assert!(r.stderr.contains("partial"), "{name} {full}: {}", r.stderr);
+            assert_eq!(
+                Some(json_lines(&r.stdout).len() as u64),
+                t["RecordsOnPages"].as_u64(),
+                "{name} {full}"
+            );
+        }
+    }
+    assert!(listed > 0, "no lone stripe listed a table");
+}
+
 #[test]
 fn tables_print_as_a_table_and_as_csv() {
     let Some(dir) = fixtures_or_skip() else {
