@@ -26,6 +26,9 @@ pub fn rows(
     for p in db.problems() {
         bak_cli::say!("bak-read: {p}");
     }
+    for n in db.notes() {
+        bak_cli::say!("bak-read: note: {n}");
+    }
     if let Some(p) = db.partial() {
         bak_cli::say!(
             "bak-read: partial: {p}; written are the rows the given families' pages hold"

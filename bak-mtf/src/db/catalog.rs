@@ -1048,6 +1048,20 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
                     }
                 }
             }
+            if r.in_row.is_none() && rd.partial && !store.unit_pages(r.id).is_empty() {
+                // Its sysallocunits row lies on a missing family, and pages on this one name
+                // a unit of the rowset's id (SQL Server gives a rowset's in-row unit its id):
+                // those pages, found by their headers.
+                rd.scan.notes.push(format!(
+                    "the allocation unit of table {name} is not in sysallocunits on the given families; its pages were found by their headers"
+                ));
+                r.in_row = Some(AllocUnit {
+                    id: r.id,
+                    kind: 1,
+                    owner: r.id,
+                    first: PageId::new(0, 0),
+                });
+            }
         }
         if sets.is_empty() && rd.partial {
             rd.scan.notes.push(format!(
@@ -1105,10 +1119,16 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
         }
         tables.push(Table {
             id,
-            schema: schemas
-                .get(&nsid)
-                .cloned()
-                .unwrap_or_else(|| format!("schema{nsid}")),
+            schema: schemas.get(&nsid).cloned().unwrap_or_else(|| {
+                // The schemas every database has, by their fixed ids (a partial set may lack
+                // their sysclsobjs rows).
+                match nsid {
+                    1 => "dbo".into(),
+                    3 => "INFORMATION_SCHEMA".into(),
+                    4 => "sys".into(),
+                    _ => format!("schema{nsid}"),
+                }
+            }),
             name,
             rowsets: sets,
             columns,
