@@ -60,6 +60,11 @@ fn is_row(p: &[u8], off: usize) -> bool {
     }
 }
 
+/// Stream page `k` of `data`.
+fn page_of(data: &[u8], k: usize) -> &[u8] {
+    &data[k * PAGE..(k + 1) * PAGE]
+}
+
 fn seal(p: &mut [u8]) {
     if u16_at(p, 4) & 0x200 != 0 {
         let c = page_checksum(p);
@@ -96,12 +101,11 @@ fn main() {
     // Whole extents, so that the stream's groups of 8 stay aligned after the new pages.
     data.resize(data.len().div_ceil(8 * PAGE) * 8 * PAGE, 0);
     let n = data.len() / PAGE;
-    let pg = |k: usize| &data[k * PAGE..(k + 1) * PAGE];
     // Where each page lies: the copy that fits its extent (a stale copy names another page).
     let mut at: HashMap<(u16, u32), usize> = HashMap::new();
     let mut last = 0u32;
     for k in 0..n {
-        let p = pg(k);
+        let p = page_of(&data, k);
         if p[0] != 1 || u16_at(p, 36) != 1 || u32_at(p, 32) as usize % 8 != k % 8 {
             continue;
         }
@@ -112,7 +116,7 @@ fn main() {
         let mut v: Vec<usize> = at
             .values()
             .copied()
-            .filter(|&k| unit(pg(k)) == unit_id && pg(k)[1] == 1)
+            .filter(|&k| unit(page_of(&data, k)) == unit_id && page_of(&data, k)[1] == 1)
             .collect();
         v.sort_unstable();
         v
@@ -120,8 +124,8 @@ fn main() {
     // sysrowsets: rowset id -> (object id, index id); sysallocunits: in-row units.
     let mut rowsets = HashMap::new();
     for k in find(SYSROWSETS) {
-        for o in slots(pg(k)) {
-            let p = pg(k);
+        for o in slots(page_of(&data, k)) {
+            let p = page_of(&data, k);
             if is_row(p, o) {
                 rowsets.insert(u64_at(p, o + 4), (u32_at(p, o + 13), u32_at(p, o + 17)));
             }
@@ -130,8 +134,8 @@ fn main() {
     // The user table (object id >= 100) with a clustered index whose leaf chain is longest.
     let mut best: Option<(usize, usize, u64, u32, Vec<usize>)> = None;
     for k in find(SYSALLOCUNITS) {
-        for o in slots(pg(k)) {
-            let p = pg(k);
+        for o in slots(page_of(&data, k)) {
+            let p = page_of(&data, k);
             if !is_row(p, o) || p[o + 12] != 1 {
                 continue;
             }
@@ -145,15 +149,15 @@ fn main() {
             let mut chain = Vec::new();
             let mut cur = (u16_at(p, o + 31), u32_at(p, o + 27));
             while let Some(&c) = at.get(&cur) {
-                if chain.contains(&c) || unit(pg(c)) != auid {
+                if chain.contains(&c) || unit(page_of(&data, c)) != auid {
                     break;
                 }
                 chain.push(c);
-                cur = (u16_at(pg(c), 20), u32_at(pg(c), 16));
+                cur = (u16_at(page_of(&data, c), 20), u32_at(page_of(&data, c), 16));
             }
             let rows: usize = chain
                 .iter()
-                .map(|&c| slots(pg(c)).into_iter().filter(|&o| is_row(pg(c), o)).count())
+                .map(|&c| slots(page_of(&data, c)).into_iter().filter(|&o| is_row(page_of(&data, c), o)).count())
                 .sum();
             if best
                 .as_ref()
@@ -175,7 +179,7 @@ fn main() {
         next += 8;
     }
     ids.truncate(copies * len);
-    let mut order: Vec<(u16, u32)> = chain.iter().map(|&c| id(pg(c))).collect();
+    let mut order: Vec<(u16, u32)> = chain.iter().map(|&c| id(page_of(&data, c))).collect();
     order.extend(ids.iter().map(|&i| (1u16, i)));
     // The new pages, extent by extent (unused slots of the last extent stay zero).
     let first_new = ids.first().copied().unwrap_or(next);
@@ -193,6 +197,11 @@ fn main() {
         set_link(p, 16, order.get(pos + 1).copied());
         seal(p);
     }
+    // The catalog's pages, found before any page changes.
+    let catalog: Vec<usize> = find(SYSROWSETS)
+        .into_iter()
+        .chain(find(SYSALLOCUNITS))
+        .collect();
     // The chain's last original page now leads to the first copy.
     let tail = chain[len - 1];
     if let Some(&nx) = order.get(len) {
@@ -203,8 +212,8 @@ fn main() {
     // The counts the catalog keeps: rows in sysrowsets, pages in sysallocunits.
     let total_rows = (rows * (copies + 1)) as i64;
     let added = ids.len() as u64;
-    for k in find(SYSROWSETS).into_iter().chain(find(SYSALLOCUNITS)) {
-        let is_rowsets = unit(pg(k)) == SYSROWSETS;
+    for k in catalog {
+        let is_rowsets = unit(page_of(&data, k)) == SYSROWSETS;
         let p = &mut data[k * PAGE..(k + 1) * PAGE];
         let mut changed = false;
         for o in slots(p) {
