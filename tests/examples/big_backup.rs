@@ -90,7 +90,9 @@ fn main() {
         eprintln!("usage: big_backup FIXTURE OUT [MIB]");
         std::process::exit(2);
     };
-    let mib: u64 = args.get(2).map_or(256, |m| m.parse().expect("MIB: a number"));
+    let mib: u64 = args
+        .get(2)
+        .map_or(256, |m| m.parse().expect("MIB: a number"));
     let dev = MtfDevice::open(&PathBuf::from(from)).unwrap_or_else(|e| {
         eprintln!("big_backup: {e}");
         std::process::exit(2)
@@ -157,7 +159,12 @@ fn main() {
             }
             let rows: usize = chain
                 .iter()
-                .map(|&c| slots(page_of(&data, c)).into_iter().filter(|&o| is_row(page_of(&data, c), o)).count())
+                .map(|&c| {
+                    slots(page_of(&data, c))
+                        .into_iter()
+                        .filter(|&o| is_row(page_of(&data, c), o))
+                        .count()
+                })
                 .sum();
             if best
                 .as_ref()

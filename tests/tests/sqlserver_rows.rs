@@ -493,7 +493,16 @@ fn pubs_heaps_a_uniquified_index_and_an_identity_match_the_script() {
     let names: Vec<&str> = emp.iter().map(|c| c["Name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["emp_id", "fname", "minit", "lname", "job_id", "job_lvl", "pub_id", "hire_date"]
+        [
+            "emp_id",
+            "fname",
+            "minit",
+            "lname",
+            "job_id",
+            "job_lvl",
+            "pub_id",
+            "hire_date"
+        ]
     );
     assert_eq!(t["dbo.employee"]["Rows"], 43);
     assert_eq!(t["dbo.roysched"]["RecordsOnPages"], 86);

@@ -334,8 +334,14 @@ fn a_lone_stripe_lists_and_reads_what_its_pages_hold() {
     let mut listed = 0;
     for (name, whole) in [
         ("northwind_CConocimientos.bak", None),
-        ("stripe2008r2_full_fam1.bak", Some(crate::sqlserver_range::STRIPED_PAIR)),
-        ("stripe2008r2_full_fam2.bak", Some(crate::sqlserver_range::STRIPED_PAIR)),
+        (
+            "stripe2008r2_full_fam1.bak",
+            Some(crate::sqlserver_range::STRIPED_PAIR),
+        ),
+        (
+            "stripe2008r2_full_fam2.bak",
+            Some(crate::sqlserver_range::STRIPED_PAIR),
+        ),
     ] {
         let f = dir.join(name);
         let h = run("bak-header", &os(&args!["--tables", "--json", &f]), b"");
@@ -350,7 +356,11 @@ fn a_lone_stripe_lists_and_reads_what_its_pages_hold() {
             None => BTreeMap::new(),
         };
         for t in json_lines(&h.stdout) {
-            let full = format!("{}.{}", t["Schema"].as_str().unwrap(), t["Table"].as_str().unwrap());
+            let full = format!(
+                "{}.{}",
+                t["Schema"].as_str().unwrap(),
+                t["Table"].as_str().unwrap()
+            );
             assert_eq!(t["Partial"], true, "{name} {full}");
             match whole {
                 Some(_) => {
@@ -373,7 +383,14 @@ fn a_lone_stripe_lists_and_reads_what_its_pages_hold() {
             }
             let r = run(
                 "bak-read",
-                &os(&args!["--quiet", "--table", full.as_str(), "--format", "jsonl", &f]),
+                &os(&args![
+                    "--quiet",
+                    "--table",
+                    full.as_str(),
+                    "--format",
+                    "jsonl",
+                    &f
+                ]),
                 b"",
             );
             assert_eq!(r.code, 1, "{name} {full}: {}", r.stderr);

@@ -558,11 +558,13 @@ impl<'s, 'a> Reader<'s, 'a> {
         let known = known_layout(obj, idx);
         let unit = base_unit(obj, idx);
         let whole = known.iter().all(|(name, _)| {
-            self.names.get(&(obj, name.to_string())).is_some_and(|colid| {
-                self.layouts
-                    .get(&unit)
-                    .is_some_and(|l| l.iter().any(|c| c.colid == *colid))
-            })
+            self.names
+                .get(&(obj, name.to_string()))
+                .is_some_and(|colid| {
+                    self.layouts
+                        .get(&unit)
+                        .is_some_and(|l| l.iter().any(|c| c.colid == *colid))
+                })
         });
         if whole || known.is_empty() {
             return;

@@ -330,7 +330,16 @@ mod tests {
     /// columns) reads them as SQL Server does: the stored default, or NULL.
     #[test]
     fn csv_fields_are_pushed_as_they_are_made() {
-        for s in ["", "plain", "a,b", "say \"hi\"", "two\nlines", "cr\r", "\"", "é,ü"] {
+        for s in [
+            "",
+            "plain",
+            "a,b",
+            "say \"hi\"",
+            "two\nlines",
+            "cr\r",
+            "\"",
+            "é,ü",
+        ] {
             let mut line = String::from("x,");
             push_csv(&mut line, s);
             assert_eq!(line, format!("x,{}", csv_field(s)), "{s:?}");
@@ -345,7 +354,10 @@ mod tests {
         assert!(added_later(&rec, &int_col(1, 1, 4, false)).is_none());
         assert!(added_later(&rec, &int_col(2, 2, 8, true)).is_none());
         // ADD c3 int NULL: NULL for the old row.
-        assert_eq!(added_later(&rec, &int_col(3, 3, 12, true)), Some(Ok(Value::Null)));
+        assert_eq!(
+            added_later(&rec, &int_col(3, 3, 12, true)),
+            Some(Ok(Value::Null))
+        );
         // ADD c4 int NOT NULL DEFAULT 7 (online, SQL Server 2012+): the default sysseobjvalues
         // keeps, a sql_variant.
         let mut c4 = int_col(4, 4, 16, false);
@@ -354,9 +366,17 @@ mod tests {
         c4.phys.as_mut().unwrap().default = Some(v);
         assert_eq!(added_later(&rec, &c4), Some(Ok(Value::Int(7))));
         // A NOT NULL column without one: refused, not made up.
-        assert!(matches!(added_later(&rec, &int_col(5, 5, 20, false)), Some(Err(_))));
+        assert!(matches!(
+            added_later(&rec, &int_col(5, 5, 20, false)),
+            Some(Err(_))
+        ));
         // A row written after the ADD holds its own value.
-        let new = record(&[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0], 4, &[3], &[]);
+        let new = record(
+            &[1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0],
+            4,
+            &[3],
+            &[],
+        );
         let rec = Record::parse(&new).unwrap();
         assert!(added_later(&rec, &c4).is_none());
     }

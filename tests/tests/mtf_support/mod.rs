@@ -311,7 +311,11 @@ pub fn build(spec: &MediaSpec) -> Vec<u8> {
         seal_block(&mut w.m, o);
         w.spad(base, lbs);
         // MSCI
-        let size = if s.file_size == 0 { 8 << 20 } else { s.file_size };
+        let size = if s.file_size == 0 {
+            8 << 20
+        } else {
+            s.file_size
+        };
         let cfg = mqci_sized(&s.database, s.type_letter, size);
         let f = fla(&w);
         let o = w.header(b"MSCI", 56, f);
