@@ -1028,7 +1028,14 @@ pub(crate) fn read(store: &PageStore<'_>) -> CResult<Catalog> {
         )))
     })?;
     let defaults = match seobjvalues {
-        Some(obj) => rd.stored_defaults(obj, &colpars)?,
+        // Only rows written before a column was added need it: a sysseobjvalues that cannot
+        // be read is a note, and such a column then reads as damage, not as its default.
+        Some(obj) => rd.stored_defaults(obj, &colpars).unwrap_or_else(|e| {
+            rd.scan.notes.push(format!(
+                "sysseobjvalues (column defaults) could not be read: {e:?}"
+            ));
+            HashMap::new()
+        }),
         None => HashMap::new(),
     };
     let mut tables = Vec::new();
