@@ -170,6 +170,24 @@ fn based_on(d: &SetInfo, f: &SetInfo) -> bool {
     }
 }
 
+/// True for a copy-only backup (HEADERONLY's IsCopyOnly).
+fn copy_only(s: &SetInfo) -> bool {
+    s.sql.as_ref().and_then(|q| q.is_copy_only) == Some(true)
+}
+
+/// Whether differential `d`, not based on full backup `f`, is based on a later full: then a
+/// full made after `f` is missing. Every differential made after a full is based on it or a
+/// later one, unless that full is copy-only (COPY_ONLY leaves the differential base as it
+/// was): after a copy-only full, what counts is the base the differential names, whose
+/// CheckpointLSN is its DatabaseBackupLSN.
+fn base_after(d: &SetInfo, f: &SetInfo) -> bool {
+    if copy_only(f) {
+        db_backup(d).or(checkpoint(d)) > checkpoint(f)
+    } else {
+        checkpoint(d) > checkpoint(f)
+    }
+}
+
 /// The name of a backup in a note.
 fn named(s: &SetInfo) -> String {
     let what = s
@@ -308,10 +326,29 @@ fn chain_of(db: Option<String>, family: Option<String>, sets: &[&SetInfo]) -> Ch
         with_lsns(Kind::Log),
     );
     // The latest full backup, a complete one where there is one.
-    let full = fulls
+    let latest = fulls
         .iter()
         .copied()
         .max_by_key(|s| (s.is_complete, last(s), s.backup_start_date));
+    // Unless it is copy-only and a differential made since, on an earlier full given (as
+    // COPY_ONLY leaves the base), reaches further: then the sequence starts from that full.
+    let full = match latest {
+        Some(c) if copy_only(c) => diffs
+            .iter()
+            .copied()
+            .filter(|d| last(d) > last(c))
+            .filter_map(|d| {
+                fulls
+                    .iter()
+                    .copied()
+                    .find(|g| !copy_only(g) && based_on(d, g))
+                    .map(|g| (d, g))
+            })
+            .max_by_key(|(d, _)| (d.is_complete, last(d), d.backup_start_date))
+            .map(|(_, g)| g)
+            .or(latest),
+        _ => latest,
+    };
     // The latest differential: based on that full; without a full, the latest of all (it
     // tells which full is missing).
     let diff = diffs
@@ -324,7 +361,7 @@ fn chain_of(db: Option<String>, family: Option<String>, sets: &[&SetInfo]) -> Ch
         diffs
             .iter()
             .copied()
-            .filter(|d| !based_on(d, f) && checkpoint(d) > checkpoint(f))
+            .filter(|d| !based_on(d, f) && base_after(d, f))
             .max_by_key(|s| last(s))
     });
     let mut point: Option<Lsn> = None;
@@ -467,11 +504,15 @@ fn not_needed(s: &SetInfo, full: Option<&SetInfo>, diff: Option<&SetInfo>, b: &B
     match kind(s) {
         Kind::Other => "file, filegroup and partial backups are not placed in the chain".into(),
         Kind::Full => match full {
+            Some(f) if copy_only(s) && checkpoint(s) > checkpoint(f) => format!(
+                "a copy-only full backup: a differential based on {} reaches further",
+                named(f)
+            ),
             Some(f) => format!("an earlier full backup: {} is later", named(f)),
             None => "a full backup".into(),
         },
         Kind::Differential => match (full, diff) {
-            (Some(f), _) if !based_on(s, f) && checkpoint(s) > checkpoint(f) => {
+            (Some(f), _) if !based_on(s, f) && base_after(s, f) => {
                 "based on a later full backup that was not given".into()
             }
             (Some(f), _) if !based_on(s, f) => {
@@ -678,6 +719,51 @@ mod tests {
         let old_diff = diff_of(4, [30, 40, 30, 10], &older);
         let c = &chains(&[full, old_diff, older])[0];
         assert!(c.is_whole(), "{:?}", c.breaks);
+    }
+
+    #[test]
+    fn a_copy_only_full_is_no_differential_base() {
+        let full = set(1, 1, [100, 120, 100, 0]);
+        let mut copy = set(1, 2, [200, 220, 200, 100]);
+        copy.sql.as_mut().unwrap().is_copy_only = Some(true);
+        // A differential on full 1 made before the copy-only full, logs from the copy-only
+        // full: the copy-only full and the logs; the differential is on an earlier base.
+        let early = diff_of(3, [150, 170, 150, 100], &full);
+        let log = set(2, 4, [210, 400, 210, 100]);
+        let c = &chains(&[full.clone(), copy.clone(), early, log])[0];
+        assert!(c.is_whole(), "{:?}", c.breaks);
+        assert_eq!(
+            roles(c)[..2],
+            [(Some(1), Role::Full, Some(2)), (Some(2), Role::Log, Some(4))]
+        );
+        let d = c.rows.iter().find(|r| r.position == Some(3)).unwrap();
+        assert_eq!(d.role, Role::NotNeeded);
+        assert!(d.note.contains("earlier full backup"), "{}", d.note);
+        // A differential on full 1 made after the copy-only full (COPY_ONLY leaves the base):
+        // it reaches further, so full 1 and the differential; the copy-only full not needed.
+        let diff = diff_of(5, [300, 320, 300, 100], &full);
+        let c = &chains(&[full.clone(), copy.clone(), diff.clone()])[0];
+        assert!(c.is_whole(), "{:?}", c.breaks);
+        assert_eq!(
+            roles(c)[..2],
+            [
+                (Some(1), Role::Full, Some(1)),
+                (Some(2), Role::Differential, Some(5))
+            ]
+        );
+        let n = c.rows.iter().find(|r| r.position == Some(2)).unwrap();
+        assert!(n.note.contains("copy-only"), "{}", n.note);
+        // The same full 2 not copy-only: the differential after it is on another base, so a
+        // later full is missing.
+        let mut plain = copy.clone();
+        plain.sql.as_mut().unwrap().is_copy_only = Some(false);
+        assert!(!chains(&[full.clone(), plain, diff])[0].is_whole());
+        // After a copy-only full, a differential whose base is later than it still breaks.
+        let other = set(1, 7, [250, 260, 250, 100]);
+        let late = diff_of(6, [300, 320, 300, 250], &other);
+        let c = &chains(&[full, copy, late])[0];
+        assert!(!c.is_whole());
+        assert!(c.breaks[0].contains("not given"), "{:?}", c.breaks);
     }
 
     #[test]

@@ -222,6 +222,10 @@ pub(crate) struct Sset {
 
 /// SSET attribute: differential backup (observed on diff2016_restoretimeclean.bak).
 pub(crate) const SSET_DIFFERENTIAL: u32 = 0x8;
+/// SSET attribute: a copy backup, one that leaves the backup sequence as it is (MTF 1.00a,
+/// SSET_COPY_BIT): SQL Server's COPY_ONLY, HEADERONLY's IsCopyOnly. Clear in every fixture;
+/// how sure, and why, in docs/MTF.md (SSET).
+pub(crate) const SSET_COPY: u32 = 0x2;
 
 impl Sset {
     /// Parse the SSET-specific fields.

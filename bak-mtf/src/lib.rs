@@ -45,7 +45,7 @@ use bak_core::report::{
 };
 use check::{Out, Watch};
 use config::Config;
-use dblk::SSET_DIFFERENTIAL;
+use dblk::{SSET_COPY, SSET_DIFFERENTIAL};
 use le::{id_text, mtf_date_us};
 use media::Media;
 use walk::{Catalog, SetRec, StreamRec};
@@ -516,8 +516,13 @@ pub fn header_only(devices: &[MtfDevice]) -> Result<Vec<SetInfo>> {
 /// there than in the leading copy, and the later backups of the database refer to those: see
 /// docs/MTF.md), else the leading one.
 fn sql_columns(s: &SetRec) -> SqlServerSet {
+    // From the SSET, not the configuration: MTF's copy bit (docs/MTF.md says how sure).
+    let is_copy_only = Some(s.sset.attrs & SSET_COPY != 0);
     let Some(c) = s.trail.as_ref().or(s.lead.as_ref()) else {
-        return SqlServerSet::default();
+        return SqlServerSet {
+            is_copy_only,
+            ..SqlServerSet::default()
+        };
     };
     let diff = c.is_differential();
     SqlServerSet {
@@ -531,8 +536,7 @@ fn sql_columns(s: &SetRec) -> SqlServerSet {
         recovery_model: c.recovery_model().map(str::to_string),
         compatibility_level: c.compatibility_level.map(u32::from),
         collation: c.collation.and_then(collation::name),
-        // Not found on the media (no fixture is a copy-only backup): unknown, not false.
-        is_copy_only: None,
+        is_copy_only,
         database_version: c.database_version.map(u32::from),
     }
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::mtf_support::{streams, u16_at, u32_at};
+use crate::mtf_support::{blocks, streams, u16_at, u32_at};
 use crate::util::*;
 
 /// The SCIN record of every MQCI stream of an MTF stream, in media order: the data of a
@@ -104,13 +104,20 @@ fn every_fixture_prints_the_columns_its_trailing_scin_holds() {
     let mut seen = 0;
     for name in ONE_FAMILY {
         let f = dir.join(name);
-        let recs = scins(&mtf_of(&f));
+        let mtf = mtf_of(&f);
+        let recs = scins(&mtf);
+        let ssets = blocks(&mtf, b"SSET");
         let rows = header(&f);
         // A leading and a trailing copy per set.
         assert_eq!(recs.len(), rows.len() * 2, "{name}");
+        assert_eq!(ssets.len(), rows.len(), "{name}");
         for (k, r) in rows.iter().enumerate() {
             let t = &recs[2 * k + 1];
             let what = format!("{name} set {}", r["Position"]);
+            // IsCopyOnly is the SSET attributes' copy bit (+52, 0x2): clear in every fixture.
+            let attrs = u32_at(&mtf, ssets[k] + 52);
+            assert_eq!(r["IsCopyOnly"], attrs & 2 != 0, "{what}");
+            assert_eq!(r["IsCopyOnly"], false, "{what}");
             assert_eq!(r["FirstLSN"], lsn(t, 0x20), "{what}");
             assert_eq!(r["LastLSN"], lsn(t, 0x2a), "{what}");
             assert_eq!(r["CheckpointLSN"], lsn(t, 0x34), "{what}");
@@ -119,8 +126,6 @@ fn every_fixture_prints_the_columns_its_trailing_scin_holds() {
             assert_eq!(r["DatabaseVersion"], u64::from(u16_at(t, 0x5e)), "{what}");
             assert_eq!(r["FamilyGUID"], guid(t, 0xe0), "{what}");
             assert_eq!(r["RecoveryModel"], recovery(u32_at(t, 0xf4)), "{what}");
-            // Not found on the media: null, never a guess.
-            assert!(r["IsCopyOnly"].is_null(), "{what}");
             let differential = t[0x57] == b'I';
             if differential {
                 assert_eq!(r["DifferentialBaseLSN"], lsn(t, 0x104), "{what}");
@@ -225,12 +230,44 @@ fn values_checked_by_hand_against_the_bytes() {
     assert_eq!(log["DatabaseBackupLSN"], full["CheckpointLSN"]);
     assert_eq!(full["FamilyGUID"], log["FamilyGUID"]);
     // Appended sets: the second set's DatabaseBackupLSN is the first one's CheckpointLSN.
+    // So the first set is not copy-only (a copy-only full is no base), and says so; nor is
+    // the full that cmp2019_log names, nor a differential (COPY_ONLY does not apply to one).
     for name in ["multi2008_omi_2sets.bak", "cmp2014_sharepoint_2sets.bak"] {
         let rows = header(&dir.join(name));
         assert_eq!(
             rows[1]["DatabaseBackupLSN"], rows[0]["CheckpointLSN"],
             "{name}"
         );
+        assert_eq!(rows[0]["IsCopyOnly"], false, "{name}");
+    }
+    assert_eq!((&full["IsCopyOnly"], &d["IsCopyOnly"]), (&false.into(), &false.into()));
+}
+
+/// The SSET attributes of a set with the copy bit set, as SQL Server marks a COPY_ONLY backup
+/// (MTF's SSET_COPY_BIT; no fixture is copy-only, so the bit is set here by hand, in a plain
+/// and in a decompressed compressed backup). No checksum covers the field.
+#[test]
+fn the_sset_copy_bit_makes_a_copy_only_backup() {
+    let Some(dir) = fixtures_or_skip() else {
+        return;
+    };
+    for name in ["testdb_dancingfrog.bak", "cmp2019_full_checksum.bak"] {
+        let mut m = mtf_of(&dir.join(name));
+        let sset = blocks(&m, b"SSET")[0];
+        assert_eq!(u32_at(&m, sset + 52), 4, "{name}: a full backup, NORMAL only");
+        m[sset + 52] |= 2;
+        let f = temp_file("copy-only.bak", &m);
+        let rows = header(&f);
+        assert_eq!(rows.len(), 1, "{name}");
+        assert_eq!(rows[0]["IsCopyOnly"], true, "{name}");
+        // Still a full backup, and as good as before.
+        assert_eq!(rows[0]["BackupTypeDescription"], "Database", "{name}");
+        let v = run("bak-verify", &os(&args!["--quiet", &*f]), b"");
+        assert_eq!(v.code, 0, "{name}: {}", v.stderr);
+        // The differential bit next to it is a differential, not a copy.
+        m[sset + 52] = 8;
+        let g = temp_file("differential.bak", &m);
+        assert_eq!(header(&g)[0]["IsCopyOnly"], false, "{name}");
     }
 }
 
