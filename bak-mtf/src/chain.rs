@@ -734,7 +734,10 @@ mod tests {
         assert!(c.is_whole(), "{:?}", c.breaks);
         assert_eq!(
             roles(c)[..2],
-            [(Some(1), Role::Full, Some(2)), (Some(2), Role::Log, Some(4))]
+            [
+                (Some(1), Role::Full, Some(2)),
+                (Some(2), Role::Log, Some(4))
+            ]
         );
         let d = c.rows.iter().find(|r| r.position == Some(3)).unwrap();
         assert_eq!(d.role, Role::NotNeeded);

@@ -240,7 +240,8 @@ fn values_checked_by_hand_against_the_bytes() {
         );
         assert_eq!(rows[0]["IsCopyOnly"], false, "{name}");
     }
-    assert_eq!((&full["IsCopyOnly"], &d["IsCopyOnly"]), (&false.into(), &false.into()));
+    assert_eq!(full["IsCopyOnly"], false);
+    assert_eq!(d["IsCopyOnly"], false);
 }
 
 /// The SSET attributes of a set with the copy bit set, as SQL Server marks a COPY_ONLY backup
@@ -254,7 +255,11 @@ fn the_sset_copy_bit_makes_a_copy_only_backup() {
     for name in ["testdb_dancingfrog.bak", "cmp2019_full_checksum.bak"] {
         let mut m = mtf_of(&dir.join(name));
         let sset = blocks(&m, b"SSET")[0];
-        assert_eq!(u32_at(&m, sset + 52), 4, "{name}: a full backup, NORMAL only");
+        assert_eq!(
+            u32_at(&m, sset + 52),
+            4,
+            "{name}: a full backup, NORMAL only"
+        );
         m[sset + 52] |= 2;
         let f = temp_file("copy-only.bak", &m);
         let rows = header(&f);
